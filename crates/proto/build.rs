@@ -1,0 +1,21 @@
+//! Generates the funnel.v1 code from `proto/` with protox, so no system
+//! `protoc` is needed, and writes the descriptor set for server reflection.
+
+use std::path::PathBuf;
+
+fn main() -> anyhow::Result<()> {
+    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = ["funnel/v1/pipeline.proto"];
+    // Nothing else tells cargo about the proto folder: without this every
+    // build would regenerate, or none would notice a change.
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+    for file in files {
+        println!("cargo:rerun-if-changed={}", proto_root.join(file).display());
+    }
+
+    let descriptor_set = protox::compile(files, [&proto_root])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out_dir.join("funnel_descriptor.bin"), prost::Message::encode_to_vec(&descriptor_set))?;
+    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(descriptor_set)?;
+    Ok(())
+}
