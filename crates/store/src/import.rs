@@ -1,0 +1,338 @@
+//! Bulk import of historical opportunities. Each batch is one transaction;
+//! each record is checked on its own so that one bad record is reported
+//! (with the field) and the rest of the batch still lands.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use funnel_domain::{
+    ActivityKind, Command, DomainError, Money, OpportunityId, PipelineDef, StageKey, Status, Transition,
+    TransitionKind, apply, check_occurred_at, created, decide, limits,
+};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
+use uuid::Uuid;
+
+use crate::activities::to_row as activity_row;
+use crate::entity::{activity, opportunity, transition};
+use crate::model::{Activity, Opportunity};
+use crate::opportunities::{to_row as opportunity_row, transition_row};
+use crate::pipelines::load as load_pipeline;
+use crate::{Result, Store, StoreError};
+
+/// Bind parameters per multi-row INSERT: under SQLite's 32,766 and
+/// PostgreSQL's 65,535.
+const MAX_BIND_PARAMETERS: usize = 30_000;
+
+/// One record of an import stream as received; checked here.
+#[derive(Debug, Clone, Default)]
+pub struct ImportRecord {
+    /// Position in the whole stream, for error reports.
+    pub index: i64,
+    pub pipeline: String,
+    pub external_id: String,
+    pub title: String,
+    pub account: String,
+    pub owner: String,
+    /// `(currency_code, amount_minor)`; `None` when unknown.
+    pub amount: Option<(String, i64)>,
+    pub source: String,
+    pub attributes: BTreeMap<String, String>,
+    /// Oldest first; the first entry is the creation.
+    pub history: Vec<ImportHistory>,
+    pub activities: Vec<ImportActivity>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportHistory {
+    pub stage: String,
+    pub status: Option<Status>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub actor: String,
+    pub reason: String,
+    pub note: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportActivity {
+    pub kind: Option<ActivityKind>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub actor: String,
+    pub note: String,
+}
+
+/// Why one record was not imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRejection {
+    pub index: i64,
+    pub external_id: String,
+    pub field: String,
+    pub reason: String,
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub imported: u64,
+    pub already_present: u64,
+    pub rejections: Vec<ImportRejection>,
+}
+
+struct Checked {
+    opportunity: Opportunity,
+    history: Vec<Transition>,
+    activities: Vec<Activity>,
+}
+
+impl Store {
+    /// Imports one batch in one transaction. Records whose `(pipeline,
+    /// external_id)` exists are skipped, so importing a file twice changes
+    /// nothing.
+    pub async fn import_batch(&self, records: Vec<ImportRecord>) -> Result<ImportOutcome> {
+        let _writer = self.write_lock().await;
+        let txn = self.db.begin().await?;
+        let mut outcome = ImportOutcome::default();
+        let mut pipelines: HashMap<String, Option<PipelineDef>> = HashMap::new();
+        for record in &records {
+            if !pipelines.contains_key(&record.pipeline) {
+                let def = match load_pipeline(&txn, &record.pipeline).await {
+                    Ok(found) => Some(found.def),
+                    Err(StoreError::NotFound { .. }) => None,
+                    Err(other) => return Err(other),
+                };
+                pipelines.insert(record.pipeline.clone(), def);
+            }
+        }
+        let existing = existing_external_ids(&txn, &records).await?;
+        let now = Utc::now();
+        let mut seen = HashSet::new();
+        let mut accepted = Vec::with_capacity(records.len());
+        for record in records {
+            let reject = |field: &str, reason: String| ImportRejection {
+                index: record.index,
+                external_id: record.external_id.clone(),
+                field: field.to_owned(),
+                reason,
+            };
+            let Some(Some(pipeline)) = pipelines.get(&record.pipeline) else {
+                outcome.rejections.push(reject("pipeline", format!("no pipeline named {:?}", record.pipeline)));
+                continue;
+            };
+            let key = (record.pipeline.clone(), record.external_id.clone());
+            if existing.contains(&key) {
+                outcome.already_present += 1;
+                continue;
+            }
+            if !seen.insert(key) {
+                outcome.rejections.push(reject("external_id", "appears twice in one batch".to_owned()));
+                continue;
+            }
+            match check_record(pipeline, &record, now) {
+                Ok(checked) => accepted.push(checked),
+                Err(DomainError::InvalidArgument { field, reason }) => outcome.rejections.push(reject(&field, reason)),
+                Err(DomainError::FailedPrecondition(reason)) => outcome.rejections.push(reject("history", reason)),
+            }
+        }
+        write(&txn, &accepted, now).await?;
+        txn.commit().await?;
+        outcome.imported = accepted.len() as u64;
+        Ok(outcome)
+    }
+}
+
+async fn existing_external_ids(
+    db: &impl sea_orm::ConnectionTrait,
+    records: &[ImportRecord],
+) -> Result<HashSet<(String, String)>> {
+    let mut by_pipeline: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for record in records {
+        by_pipeline.entry(&record.pipeline).or_default().push(&record.external_id);
+    }
+    let mut found = HashSet::new();
+    for (pipeline, external_ids) in by_pipeline {
+        for chunk in external_ids.chunks(MAX_BIND_PARAMETERS / 2) {
+            let rows: Vec<Option<String>> = opportunity::Entity::find()
+                .select_only()
+                .column(opportunity::Column::ExternalId)
+                .filter(opportunity::Column::Pipeline.eq(pipeline))
+                .filter(opportunity::Column::ExternalId.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(db)
+                .await?;
+            found.extend(rows.into_iter().flatten().map(|external_id| (pipeline.to_owned(), external_id)));
+        }
+    }
+    Ok(found)
+}
+
+fn check_record(pipeline: &PipelineDef, record: &ImportRecord, now: DateTime<Utc>) -> Result<Checked, DomainError> {
+    limits::check_required_text("external_id", &record.external_id, limits::MAX_ID_TEXT)?;
+    limits::check_text("title", &record.title, limits::MAX_SHORT_TEXT)?;
+    limits::check_text("account", &record.account, limits::MAX_SHORT_TEXT)?;
+    limits::check_required_text("owner", &record.owner, limits::MAX_SHORT_TEXT)?;
+    limits::check_text("source", &record.source, limits::MAX_SHORT_TEXT)?;
+    check_attributes(&record.attributes)?;
+    let amount = match &record.amount {
+        Some((code, minor)) => Some(Money::new("amount", code, *minor)?),
+        None => None,
+    };
+    if record.history.len() > limits::MAX_IMPORT_HISTORY || record.activities.len() > limits::MAX_IMPORT_HISTORY {
+        return Err(DomainError::invalid(
+            "history",
+            format!("at most {} entries and activities", limits::MAX_IMPORT_HISTORY),
+        ));
+    }
+    let history = check_history(pipeline, &record.history, now)?;
+    let mut state = created(&history[0])?;
+    for row in &history[1..] {
+        state = apply(&state, row)?;
+    }
+    let id = OpportunityId::new_v7();
+    let mut activities = Vec::with_capacity(record.activities.len());
+    for (index, entry) in record.activities.iter().enumerate() {
+        let field = |name: &str| format!("activities[{index}].{name}");
+        let kind = entry.kind.ok_or_else(|| DomainError::invalid(field("kind"), "is required"))?;
+        let occurred_at = entry.occurred_at.ok_or_else(|| DomainError::invalid(field("occurred_at"), "is required"))?;
+        check_occurred_at(&field("occurred_at"), occurred_at, Some(state.created_at), now)?;
+        limits::check_text(&field("actor"), &entry.actor, limits::MAX_SHORT_TEXT)?;
+        limits::check_text(&field("note"), &entry.note, limits::MAX_LONG_TEXT)?;
+        activities.push(Activity {
+            id: Uuid::now_v7(),
+            opportunity_id: id,
+            kind,
+            occurred_at,
+            recorded_at: now,
+            actor: entry.actor.clone(),
+            note: entry.note.clone(),
+        });
+    }
+    let opportunity = Opportunity {
+        id,
+        pipeline: pipeline.name.clone(),
+        state,
+        title: record.title.clone(),
+        account: record.account.clone(),
+        owner: record.owner.clone(),
+        amount,
+        source: record.source.clone(),
+        external_id: Some(record.external_id.clone()),
+        attributes: record.attributes.clone(),
+        version: 1,
+        updated_at: now,
+    };
+    Ok(Checked { opportunity, history, activities })
+}
+
+/// Turns imported entries into history rows with the same rules as live
+/// calls, so imported history replays exactly like recorded history.
+fn check_history(
+    pipeline: &PipelineDef,
+    entries: &[ImportHistory],
+    now: DateTime<Utc>,
+) -> Result<Vec<Transition>, DomainError> {
+    let Some(first) = entries.first() else {
+        return Err(DomainError::invalid("history", "is empty: the first entry is the creation"));
+    };
+    let stage = |index: usize, value: &str| -> Result<StageKey, DomainError> {
+        let key = StageKey::parse(&format!("history[{index}].stage"), value)?;
+        pipeline.require_stage(&format!("history[{index}].stage"), &key)?;
+        Ok(key)
+    };
+    let first_stage = stage(0, &first.stage)?;
+    if first.status.is_some_and(|status| status != Status::Open) || pipeline.is_won_stage(&first_stage) {
+        return Err(DomainError::invalid("history[0]", "the creation must be open and not in the won stage"));
+    }
+    let created_at = first.occurred_at.ok_or_else(|| DomainError::invalid("history[0].occurred_at", "is required"))?;
+    check_occurred_at("history[0].occurred_at", created_at, None, now)?;
+    check_entry_text(0, first)?;
+    let creation = Transition {
+        sequence: 1,
+        from_stage: None,
+        to_stage: first_stage,
+        from_status: None,
+        to_status: Status::Open,
+        kind: TransitionKind::Created,
+        occurred_at: created_at,
+        actor: first.actor.clone(),
+        reason: String::new(),
+        note: first.note.clone(),
+    };
+    let mut state = created(&creation)?;
+    let mut rows = vec![creation];
+    for (index, entry) in entries.iter().enumerate().skip(1) {
+        let field = |name: &str| format!("history[{index}].{name}");
+        let target = stage(index, &entry.stage)?;
+        let status = entry.status.ok_or_else(|| DomainError::invalid(field("status"), "is required"))?;
+        let occurred_at = entry.occurred_at.ok_or_else(|| DomainError::invalid(field("occurred_at"), "is required"))?;
+        check_occurred_at(&field("occurred_at"), occurred_at, Some(state.last_change_at), now)?;
+        check_entry_text(index, entry)?;
+        let command = match (state.status, status) {
+            (Status::Open, Status::Leaked) if target == state.stage => Command::Leak { reason: entry.reason.clone() },
+            (Status::Open, Status::Open | Status::Won) => Command::Move { to: target.clone() },
+            (Status::Won | Status::Leaked, Status::Open) => Command::Reopen { stage: Some(target.clone()) },
+            (from, to) => {
+                return Err(DomainError::invalid(
+                    field("status"),
+                    format!("cannot go from {from} in {} to {to} in {target}", state.stage),
+                ));
+            }
+        };
+        let row = decide(pipeline, &state, command, occurred_at, &entry.actor, &entry.note)
+            .map_err(|error| DomainError::invalid(format!("history[{index}]"), error.to_string()))?;
+        if row.to_status != status {
+            return Err(DomainError::invalid(
+                field("status"),
+                format!("moving to {target} makes the opportunity {}, not {status}", row.to_status),
+            ));
+        }
+        state = apply(&state, &row)?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn check_entry_text(index: usize, entry: &ImportHistory) -> Result<(), DomainError> {
+    limits::check_text(&format!("history[{index}].actor"), &entry.actor, limits::MAX_SHORT_TEXT)?;
+    limits::check_text(&format!("history[{index}].reason"), &entry.reason, limits::MAX_LONG_TEXT)?;
+    limits::check_text(&format!("history[{index}].note"), &entry.note, limits::MAX_LONG_TEXT)
+}
+
+/// Checks an attribute map against the limits; shared with live calls.
+pub fn check_attributes(attributes: &BTreeMap<String, String>) -> Result<(), DomainError> {
+    if attributes.len() > limits::MAX_ATTRIBUTES {
+        return Err(DomainError::invalid(
+            "attributes",
+            format!("at most {} entries, got {}", limits::MAX_ATTRIBUTES, attributes.len()),
+        ));
+    }
+    for (key, value) in attributes {
+        if key.is_empty() {
+            return Err(DomainError::invalid("attributes", "keys must not be empty"));
+        }
+        limits::check_text(&format!("attributes[{key:?}]"), key, limits::MAX_ATTRIBUTE_KEY)?;
+        limits::check_text(&format!("attributes[{key:?}]"), value, limits::MAX_ATTRIBUTE_VALUE)?;
+    }
+    Ok(())
+}
+
+async fn write(db: &impl sea_orm::ConnectionTrait, accepted: &[Checked], now: DateTime<Utc>) -> Result<()> {
+    let opportunity_rows: Vec<opportunity::ActiveModel> =
+        accepted.iter().map(|checked| opportunity_row(&checked.opportunity, None)).collect();
+    for chunk in opportunity_rows.chunks(MAX_BIND_PARAMETERS / 24) {
+        opportunity::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
+    }
+    let history_rows: Vec<transition::ActiveModel> = accepted
+        .iter()
+        .flat_map(|checked| checked.history.iter().map(|row| transition_row(checked.opportunity.id, row, now)))
+        .collect();
+    for chunk in history_rows.chunks(MAX_BIND_PARAMETERS / 13) {
+        transition::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
+    }
+    let activity_rows: Vec<activity::ActiveModel> = accepted
+        .iter()
+        .flat_map(|checked| checked.activities.iter().map(|stored| activity_row(stored, None)))
+        .collect();
+    for chunk in activity_rows.chunks(MAX_BIND_PARAMETERS / 8) {
+        activity::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,440 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use funnel_domain::{
+    DomainError, Money, OpportunityId, OpportunityState, StageKey, Status, Transition, TransitionKind, apply,
+    check_occurred_at, created, decide,
+};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::entity::{opportunity, transition};
+use crate::model::{HistoryRow, NewOpportunity, Opportunity, OpportunityFilter, OpportunityPatch, Page, StageCommand};
+use crate::pipelines::{corrupt, load as load_pipeline};
+use crate::time::{from_micros, to_micros};
+use crate::{Result, Store, StoreError, page};
+
+/// Attempts at a stage change the caller did not condition on an etag, when
+/// a concurrent writer keeps winning the race.
+const UNCONDITIONAL_ATTEMPTS: usize = 3;
+
+impl Store {
+    /// Creates an open opportunity and its creation history row in one
+    /// transaction. A `request_id` seen before returns the first result.
+    pub async fn create_opportunity(&self, new: NewOpportunity) -> Result<Opportunity> {
+        let _writer = self.write_lock().await;
+        if let Some(request_id) = &new.request_id
+            && let Some(existing) = self.find_by_request_id(request_id).await?
+        {
+            return Ok(existing);
+        }
+        let txn = self.db.begin().await?;
+        let pipeline = load_pipeline(&txn, new.pipeline.as_str()).await?.def;
+        let stage = new.stage.clone().unwrap_or_else(|| pipeline.first_stage().clone());
+        pipeline.require_stage("stage", &stage)?;
+        if pipeline.is_won_stage(&stage) {
+            return Err(DomainError::invalid(
+                "stage",
+                format!("{stage} is the won stage: create the opportunity earlier and move it"),
+            )
+            .into());
+        }
+        let now = Utc::now();
+        let occurred_at = new.occurred_at.unwrap_or(now);
+        check_occurred_at("occurred_at", occurred_at, None, now)?;
+        let first = Transition {
+            sequence: 1,
+            from_stage: None,
+            to_stage: stage,
+            from_status: None,
+            to_status: Status::Open,
+            kind: TransitionKind::Created,
+            occurred_at,
+            actor: new.actor.clone(),
+            reason: String::new(),
+            note: new.note.clone(),
+        };
+        let state = created(&first)?;
+        let opportunity = Opportunity {
+            id: OpportunityId::new_v7(),
+            pipeline: new.pipeline.clone(),
+            state,
+            title: new.title,
+            account: new.account,
+            owner: new.owner,
+            amount: new.amount,
+            source: new.source,
+            external_id: new.external_id,
+            attributes: new.attributes,
+            version: 1,
+            updated_at: now,
+        };
+        let insert = opportunity::Entity::insert(to_row(&opportunity, new.request_id.clone()))
+            .exec_without_returning(&txn)
+            .await;
+        if let Err(error) = insert {
+            return Err(match StoreError::from(error) {
+                StoreError::AlreadyExists(_) => match &opportunity.external_id {
+                    Some(external_id) => StoreError::AlreadyExists(format!(
+                        "pipeline {} already has an opportunity with external_id {external_id:?}",
+                        opportunity.pipeline
+                    )),
+                    None => StoreError::AlreadyExists("the request_id was used by another create".to_owned()),
+                },
+                other => other,
+            });
+        }
+        insert_transitions(&txn, opportunity.id, &[first], now).await?;
+        txn.commit().await?;
+        Ok(opportunity)
+    }
+
+    pub async fn get_opportunity(&self, id: OpportunityId) -> Result<Opportunity> {
+        fetch(&self.db, id).await
+    }
+
+    /// Lists opportunities in creation order (ids are UUIDv7).
+    pub async fn list_opportunities(
+        &self,
+        filter: &OpportunityFilter,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<Page<Opportunity>> {
+        let scope = format!("opportunities|{filter:?}");
+        let after = match page::decode(&scope, page_token)? {
+            Some(key) => Some(Uuid::parse_str(&key).map_err(|_| DomainError::invalid("page_token", "is damaged"))?),
+            None => None,
+        };
+        let mut query = opportunity::Entity::find().order_by_asc(opportunity::Column::Id);
+        if let Some(pipeline) = &filter.pipeline {
+            query = query.filter(opportunity::Column::Pipeline.eq(pipeline.as_str()));
+        }
+        if let Some(stage) = &filter.stage {
+            query = query.filter(opportunity::Column::Stage.eq(stage.as_str()));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(opportunity::Column::Status.eq(status.as_str()));
+        }
+        if let Some(owner) = &filter.owner {
+            query = query.filter(opportunity::Column::Owner.eq(owner.as_str()));
+        }
+        if let Some(after) = after {
+            query = query.filter(opportunity::Column::Id.gt(after));
+        }
+        let rows = query.limit(u64::from(page_size) + 1).all(&self.db).await?;
+        let has_more = rows.len() > page_size as usize;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows.into_iter().take(page_size as usize) {
+            items.push(from_row(row)?);
+        }
+        let next_page_token = match items.last() {
+            Some(last) if has_more => page::encode(&scope, &last.id.to_string()),
+            _ => String::new(),
+        };
+        Ok(Page { items, next_page_token })
+    }
+
+    /// Changes descriptive fields; stage and status are untouched.
+    pub async fn update_opportunity(
+        &self,
+        id: OpportunityId,
+        patch: OpportunityPatch,
+        expected_version: Option<i64>,
+    ) -> Result<Opportunity> {
+        let _writer = self.write_lock().await;
+        let txn = self.db.begin().await?;
+        let mut opportunity = fetch(&txn, id).await?;
+        check_version(&opportunity, expected_version)?;
+        let OpportunityPatch { title, account, owner, amount, source, external_id, attributes } = patch;
+        if let Some(title) = title {
+            opportunity.title = title;
+        }
+        if let Some(account) = account {
+            opportunity.account = account;
+        }
+        if let Some(owner) = owner {
+            opportunity.owner = owner;
+        }
+        if let Some(amount) = amount {
+            opportunity.amount = amount;
+        }
+        if let Some(source) = source {
+            opportunity.source = source;
+        }
+        if let Some(external_id) = external_id {
+            opportunity.external_id = external_id;
+        }
+        if let Some(attributes) = attributes {
+            opportunity.attributes = attributes;
+        }
+        let previous_version = opportunity.version;
+        opportunity.version += 1;
+        opportunity.updated_at = Utc::now();
+        let result = opportunity::Entity::update_many()
+            .set(to_row(&opportunity, None))
+            .filter(opportunity::Column::Id.eq(id.uuid()))
+            .filter(opportunity::Column::Version.eq(previous_version))
+            .exec(&txn)
+            .await;
+        match result {
+            Ok(outcome) if outcome.rows_affected == 1 => {}
+            Ok(_) => return Err(lost_race(id)),
+            Err(error) => {
+                return Err(match StoreError::from(error) {
+                    StoreError::AlreadyExists(_) => StoreError::AlreadyExists(format!(
+                        "pipeline {} already has an opportunity with external_id {:?}",
+                        opportunity.pipeline,
+                        opportunity.external_id.as_deref().unwrap_or_default()
+                    )),
+                    other => other,
+                });
+            }
+        }
+        txn.commit().await?;
+        Ok(opportunity)
+    }
+
+    /// Moves, leaks or reopens an opportunity: the state change and its
+    /// history row are written in one transaction, conditioned on the version
+    /// read, so a concurrent change makes this one fail instead of both landing.
+    pub async fn change_stage(&self, id: OpportunityId, command: StageCommand) -> Result<Opportunity> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_change_stage(id, &command).await {
+                Err(StoreError::Conflict(_))
+                    if command.expected_version.is_none() && attempt < UNCONDITIONAL_ATTEMPTS =>
+                {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_change_stage(&self, id: OpportunityId, command: &StageCommand) -> Result<Opportunity> {
+        let _writer = self.write_lock().await;
+        let txn = self.db.begin().await?;
+        let mut opportunity = fetch(&txn, id).await?;
+        check_version(&opportunity, command.expected_version)?;
+        let pipeline = load_pipeline(&txn, opportunity.pipeline.as_str()).await?.def;
+        let now = Utc::now();
+        let occurred_at = command.occurred_at.unwrap_or_else(|| now.max(opportunity.state.last_change_at));
+        check_occurred_at("occurred_at", occurred_at, Some(opportunity.state.last_change_at), now)?;
+        let row =
+            decide(&pipeline, &opportunity.state, command.command.clone(), occurred_at, &command.actor, &command.note)?;
+        let previous_version = opportunity.version;
+        opportunity.state = apply(&opportunity.state, &row)?;
+        opportunity.version += 1;
+        opportunity.updated_at = now;
+        let outcome = opportunity::Entity::update_many()
+            .set(to_row(&opportunity, None))
+            .filter(opportunity::Column::Id.eq(id.uuid()))
+            .filter(opportunity::Column::Version.eq(previous_version))
+            .exec(&txn)
+            .await?;
+        if outcome.rows_affected != 1 {
+            return Err(lost_race(id));
+        }
+        insert_transitions(&txn, id, &[row], now).await.map_err(|error| match error {
+            // Another writer appended the same sequence number first.
+            StoreError::AlreadyExists(_) => lost_race(id),
+            other => other,
+        })?;
+        txn.commit().await?;
+        Ok(opportunity)
+    }
+
+    /// An opportunity's history in sequence order.
+    pub async fn list_history(&self, id: OpportunityId, page_size: u32, page_token: &str) -> Result<Page<HistoryRow>> {
+        fetch(&self.db, id).await?;
+        let scope = format!("history|{id}");
+        let after = match page::decode(&scope, page_token)? {
+            Some(key) => key.parse::<i64>().map_err(|_| DomainError::invalid("page_token", "is damaged"))?,
+            None => 0,
+        };
+        let rows = transition::Entity::find()
+            .filter(transition::Column::OpportunityId.eq(id.uuid()))
+            .filter(transition::Column::Sequence.gt(after))
+            .order_by_asc(transition::Column::Sequence)
+            .limit(u64::from(page_size) + 1)
+            .all(&self.db)
+            .await?;
+        let has_more = rows.len() > page_size as usize;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows.into_iter().take(page_size as usize) {
+            items.push(history_from_row(row)?);
+        }
+        let next_page_token = match items.last() {
+            Some(last) if has_more => page::encode(&scope, &last.transition.sequence.to_string()),
+            _ => String::new(),
+        };
+        Ok(Page { items, next_page_token })
+    }
+
+    async fn find_by_request_id(&self, request_id: &str) -> Result<Option<Opportunity>> {
+        let row =
+            opportunity::Entity::find().filter(opportunity::Column::RequestId.eq(request_id)).one(&self.db).await?;
+        row.map(from_row).transpose()
+    }
+}
+
+fn check_version(opportunity: &Opportunity, expected_version: Option<i64>) -> Result<()> {
+    match expected_version {
+        Some(expected) if expected != opportunity.version => Err(StoreError::Conflict(format!(
+            "opportunity {} changed since it was read (etag {expected}, now {}); read it again",
+            opportunity.id, opportunity.version
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn lost_race(id: OpportunityId) -> StoreError {
+    StoreError::Conflict(format!("opportunity {id} was changed concurrently; read it again and retry"))
+}
+
+pub(crate) async fn fetch(db: &impl ConnectionTrait, id: OpportunityId) -> Result<Opportunity> {
+    match opportunity::Entity::find_by_id(id.uuid()).one(db).await? {
+        Some(row) => from_row(row),
+        None => Err(StoreError::not_found("opportunity", id)),
+    }
+}
+
+pub(crate) async fn insert_transitions(
+    db: &impl ConnectionTrait,
+    id: OpportunityId,
+    rows: &[Transition],
+    recorded_at: DateTime<Utc>,
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let models = rows.iter().map(|row| transition_row(id, row, recorded_at));
+    transition::Entity::insert_many(models).exec_without_returning(db).await?;
+    Ok(())
+}
+
+pub(crate) fn transition_row(
+    id: OpportunityId,
+    row: &Transition,
+    recorded_at: DateTime<Utc>,
+) -> transition::ActiveModel {
+    transition::ActiveModel {
+        id: sea_orm::ActiveValue::NotSet,
+        opportunity_id: Set(id.uuid()),
+        sequence: Set(row.sequence),
+        from_stage: Set(row.from_stage.as_ref().map(StageKey::to_string)),
+        to_stage: Set(row.to_stage.to_string()),
+        from_status: Set(row.from_status.map(|status| status.as_str().to_owned())),
+        to_status: Set(row.to_status.as_str().to_owned()),
+        kind: Set(row.kind.as_str().to_owned()),
+        occurred_at: Set(to_micros(row.occurred_at)),
+        recorded_at: Set(to_micros(recorded_at)),
+        actor: Set(row.actor.clone()),
+        reason: Set(row.reason.clone()),
+        note: Set(row.note.clone()),
+    }
+}
+
+pub(crate) fn to_row(opportunity: &Opportunity, request_id: Option<String>) -> opportunity::ActiveModel {
+    let state = &opportunity.state;
+    opportunity::ActiveModel {
+        id: Set(opportunity.id.uuid()),
+        pipeline: Set(opportunity.pipeline.to_string()),
+        stage: Set(state.stage.to_string()),
+        status: Set(state.status.as_str().to_owned()),
+        title: Set(opportunity.title.clone()),
+        account: Set(opportunity.account.clone()),
+        owner: Set(opportunity.owner.clone()),
+        currency_code: Set(opportunity.amount.as_ref().map(|money| money.currency_code.clone())),
+        amount_minor: Set(opportunity.amount.as_ref().map(|money| money.amount_minor)),
+        source: Set(opportunity.source.clone()),
+        external_id: Set(opportunity.external_id.clone()),
+        attributes: Set(serde_json::to_string(&opportunity.attributes).unwrap_or_else(|_| "{}".to_owned())),
+        created_at: Set(to_micros(state.created_at)),
+        stage_entered_at: Set(to_micros(state.stage_entered_at)),
+        closed_at: Set(state.closed_at.map(to_micros)),
+        leak_reason: Set(state.leak_reason.clone()),
+        last_change_at: Set(to_micros(state.last_change_at)),
+        previous_stage: Set(state.previous_stage.as_ref().map(StageKey::to_string)),
+        sequence: Set(state.sequence),
+        version: Set(opportunity.version),
+        updated_at: Set(to_micros(opportunity.updated_at)),
+        // Only written on insert; updates leave the stored value alone.
+        request_id: match request_id {
+            Some(request_id) => Set(Some(request_id)),
+            None => sea_orm::ActiveValue::NotSet,
+        },
+    }
+}
+
+pub(crate) fn from_row(row: opportunity::Model) -> Result<Opportunity> {
+    let status =
+        Status::parse(&row.status).ok_or_else(|| StoreError::Internal(format!("unknown status {:?}", row.status)))?;
+    let attributes: BTreeMap<String, String> = serde_json::from_str(&row.attributes)
+        .map_err(|error| StoreError::Internal(format!("attributes of {}: {error}", row.id)))?;
+    let amount = match (row.currency_code, row.amount_minor) {
+        (Some(code), Some(minor)) => Some(Money::new("amount", &code, minor).map_err(corrupt)?),
+        _ => None,
+    };
+    let previous_stage = match row.previous_stage {
+        Some(key) => Some(StageKey::parse("previous_stage", &key).map_err(corrupt)?),
+        None => None,
+    };
+    Ok(Opportunity {
+        id: OpportunityId::from_uuid(row.id),
+        pipeline: funnel_domain::PipelineName::parse("pipeline", &row.pipeline).map_err(corrupt)?,
+        state: OpportunityState {
+            stage: StageKey::parse("stage", &row.stage).map_err(corrupt)?,
+            status,
+            created_at: from_micros(row.created_at),
+            stage_entered_at: from_micros(row.stage_entered_at),
+            closed_at: row.closed_at.map(from_micros),
+            leak_reason: row.leak_reason,
+            last_change_at: from_micros(row.last_change_at),
+            previous_stage,
+            sequence: row.sequence,
+        },
+        title: row.title,
+        account: row.account,
+        owner: row.owner,
+        amount,
+        source: row.source,
+        external_id: row.external_id,
+        attributes,
+        version: row.version,
+        updated_at: from_micros(row.updated_at),
+    })
+}
+
+pub(crate) fn history_from_row(row: transition::Model) -> Result<HistoryRow> {
+    let status =
+        |value: &str| Status::parse(value).ok_or_else(|| StoreError::Internal(format!("unknown status {value:?}")));
+    let from_stage = match &row.from_stage {
+        Some(key) => Some(StageKey::parse("from_stage", key).map_err(corrupt)?),
+        None => None,
+    };
+    let from_status = match &row.from_status {
+        Some(value) => Some(status(value)?),
+        None => None,
+    };
+    Ok(HistoryRow {
+        opportunity_id: OpportunityId::from_uuid(row.opportunity_id),
+        transition: Transition {
+            sequence: row.sequence,
+            from_stage,
+            to_stage: StageKey::parse("to_stage", &row.to_stage).map_err(corrupt)?,
+            from_status,
+            to_status: status(&row.to_status)?,
+            kind: TransitionKind::parse(&row.kind)
+                .ok_or_else(|| StoreError::Internal(format!("unknown kind {:?}", row.kind)))?,
+            occurred_at: from_micros(row.occurred_at),
+            actor: row.actor,
+            reason: row.reason,
+            note: row.note,
+        },
+        recorded_at: from_micros(row.recorded_at),
+    })
+}
