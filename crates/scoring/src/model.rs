@@ -1,0 +1,254 @@
+//! Training end to end: examples, time-based evaluation against the stage
+//! baseline, alpha tuning, leak threshold, then the final refit on all data.
+
+use chrono::{DateTime, Utc};
+use linfa::ParamGuard;
+use serde::{Deserialize, Serialize};
+
+use crate::baseline::StageBaseline;
+use crate::error::Result;
+use crate::examples::{Example, FeatureRow, SnapshotPlan, build_examples};
+use crate::features::FeatureSpec;
+use crate::history::{OpportunityHistory, StageInfo};
+use crate::metrics::{LeakThreshold, Metrics, choose_leak_threshold, evaluate, log_loss};
+use crate::train::{LogisticFit, TrainParams, ValidTrainParams, fit_logistic};
+
+/// Labelled examples per class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassCounts {
+    pub advanced: usize,
+    pub leaked: usize,
+}
+
+/// One model weight, named after its feature column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coefficient {
+    pub column: String,
+    pub weight: f64,
+}
+
+/// Validation log loss of one alpha of the grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlphaTrial {
+    pub alpha: f64,
+    pub validation_log_loss: f64,
+    pub converged: bool,
+}
+
+/// The time-based hold-out evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Examples with a snapshot at or after this time were held out.
+    pub cutoff: DateTime<Utc>,
+    /// Training examples: before the cutoff AND resolved by it, since a
+    /// label not known at the cutoff could not have been trained on then.
+    pub train_count: usize,
+    pub validation_count: usize,
+    pub alpha_trials: Vec<AlphaTrial>,
+    pub model: Metrics,
+    /// The stage-advance-rate-only predictor on the same examples.
+    pub baseline: Metrics,
+}
+
+/// Where the leak threshold was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ThresholdSource {
+    Validation,
+    /// The validation split lacked a class; chosen on the training data.
+    InSample,
+}
+
+/// A trained scorer: everything `score` needs, serializable as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainedModel {
+    pub trained_at: DateTime<Utc>,
+    pub params: ValidTrainParams,
+    pub spec: FeatureSpec,
+    /// In column order of `spec`; weights give log-odds of advancing.
+    pub coefficients: Vec<Coefficient>,
+    pub intercept: f64,
+    pub alpha: f64,
+    pub converged: bool,
+    pub iterations: u64,
+    pub gradient_norm: f64,
+    /// `None` when there was no usable validation split.
+    pub evaluation: Option<Evaluation>,
+    /// Rates and rot points from all examples.
+    pub baseline: StageBaseline,
+    pub leak_threshold: LeakThreshold,
+    pub leak_threshold_source: ThresholdSource,
+    pub counts: ClassCounts,
+}
+
+impl TrainedModel {
+    /// The model as JSON, for storing next to its scores.
+    pub fn to_json(&self) -> Result<String> {
+        Ok(serde_json::to_string(self)?)
+    }
+
+    /// Reads a model stored with [`TrainedModel::to_json`]; floats round-trip
+    /// exactly, so it scores bit for bit as before.
+    pub fn from_json(json: &str) -> Result<Self> {
+        Ok(serde_json::from_str(json)?)
+    }
+}
+
+/// What training produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)] // Built once per training run.
+pub enum TrainingOutcome {
+    Trained(TrainedModel),
+    /// Too few examples of a class: score with `baseline_only_score`.
+    InsufficientData {
+        counts: ClassCounts,
+        baseline: StageBaseline,
+    },
+}
+
+fn rows<'a>(examples: &[&'a Example]) -> Vec<&'a FeatureRow> {
+    examples.iter().map(|example| &example.row).collect()
+}
+
+fn labels(examples: &[&Example]) -> Vec<bool> {
+    examples.iter().map(|example| example.advanced).collect()
+}
+
+/// Fits spec and model on `train` and predicts `predict`.
+fn fit_and_predict(
+    train: &[&Example],
+    predict: &[&Example],
+    alpha: f64,
+    params: &ValidTrainParams,
+) -> Result<(LogisticFit, Vec<f64>)> {
+    let spec = FeatureSpec::fit(&rows(train), &params.encoding);
+    let fit = fit_logistic(&spec.transform_all(&rows(train)), &labels(train), alpha, params)?;
+    let predicted = fit.probabilities(&spec.transform_all(&rows(predict)));
+    Ok((fit, predicted))
+}
+
+/// Evaluation on the most recent examples, and the alpha it selects. `None`
+/// when either part lacks a class.
+fn evaluate_on_holdout(
+    sorted: &[&Example],
+    stages: &[StageInfo],
+    params: &ValidTrainParams,
+) -> Result<Option<(Evaluation, f64, LeakThreshold)>> {
+    let validation_count = (sorted.len() as f64 * params.validation_share).ceil() as usize;
+    let first_validation = sorted.len().saturating_sub(validation_count);
+    let Some(cutoff_example) = sorted.get(first_validation) else {
+        return Ok(None);
+    };
+    let cutoff = cutoff_example.snapshot_at;
+    let validation = &sorted[first_validation..];
+    let train: Vec<&Example> =
+        sorted[..first_validation].iter().copied().filter(|example| example.resolved_at <= cutoff).collect();
+    let train_labels = labels(&train);
+    let validation_labels = labels(validation);
+    let has_both = |labels: &[bool]| labels.contains(&true) && labels.contains(&false);
+    if !has_both(&train_labels) || !has_both(&validation_labels) {
+        return Ok(None);
+    }
+
+    let mut alpha_trials = Vec::new();
+    let mut best: Option<(f64, f64, Vec<f64>)> = None;
+    for &alpha in &params.alpha_grid {
+        let (fit, predicted) = fit_and_predict(&train, validation, alpha, params)?;
+        let loss = log_loss(&predicted, &validation_labels);
+        alpha_trials.push(AlphaTrial { alpha, validation_log_loss: loss, converged: fit.converged });
+        if best.as_ref().is_none_or(|(_, best_loss, _)| loss < *best_loss) {
+            best = Some((alpha, loss, predicted));
+        }
+    }
+    let Some((alpha, _, predicted)) = best else {
+        return Ok(None);
+    };
+
+    let train_baseline = StageBaseline::from_examples(&train, stages, params.rot_quantile)?;
+    let baseline_predicted: Vec<f64> = validation.iter().map(|example| train_baseline.rate(&example.stage)).collect();
+    let Some(threshold) = choose_leak_threshold(&predicted, &validation_labels, params.target_leak_precision) else {
+        return Ok(None);
+    };
+    let evaluation = Evaluation {
+        cutoff,
+        train_count: train.len(),
+        validation_count: validation.len(),
+        alpha_trials,
+        model: evaluate(&predicted, &validation_labels),
+        baseline: evaluate(&baseline_predicted, &validation_labels),
+    };
+    Ok(Some((evaluation, alpha, threshold)))
+}
+
+/// Trains a scorer on histories as of `now`. Returns `InsufficientData`
+/// (not an error) when a class has fewer than `min_examples_per_class`
+/// examples.
+pub fn train_model(
+    histories: &[OpportunityHistory],
+    stages: &[StageInfo],
+    params: &TrainParams,
+    now: DateTime<Utc>,
+) -> Result<TrainingOutcome> {
+    let params = params.check_ref()?.clone();
+    let plan = SnapshotPlan { every_days: params.snapshot_every_days, max_per_visit: params.max_snapshots_per_visit };
+    let mut examples = build_examples(histories, stages, plan, now)?;
+    // A total order, so the split does not depend on input order.
+    examples.sort_by(|a, b| {
+        (a.snapshot_at, &a.opportunity_id, a.snapshot_index, &a.stage).cmp(&(
+            b.snapshot_at,
+            &b.opportunity_id,
+            b.snapshot_index,
+            &b.stage,
+        ))
+    });
+    let all: Vec<&Example> = examples.iter().collect();
+    let baseline = StageBaseline::from_examples(&all, stages, params.rot_quantile)?;
+    let advanced = all.iter().filter(|example| example.advanced).count();
+    let counts = ClassCounts { advanced, leaked: all.len() - advanced };
+    if counts.advanced < params.min_examples_per_class.max(1) || counts.leaked < params.min_examples_per_class.max(1) {
+        return Ok(TrainingOutcome::InsufficientData { counts, baseline });
+    }
+
+    let holdout = evaluate_on_holdout(&all, stages, &params)?;
+    let fallback_alpha = params.alpha_grid[params.alpha_grid.len() / 2];
+    let alpha = holdout.as_ref().map_or(fallback_alpha, |(_, alpha, _)| *alpha);
+    let (fit, in_sample) = fit_and_predict(&all, &all, alpha, &params)?;
+    let spec = FeatureSpec::fit(&rows(&all), &params.encoding);
+    let (evaluation, leak_threshold, leak_threshold_source) = match holdout {
+        Some((evaluation, _, threshold)) => (Some(evaluation), threshold, ThresholdSource::Validation),
+        None => {
+            let threshold = choose_leak_threshold(&in_sample, &labels(&all), params.target_leak_precision).unwrap_or(
+                LeakThreshold {
+                    threshold: 0.0,
+                    target_precision: params.target_leak_precision,
+                    precision: 0.0,
+                    recall: 0.0,
+                    flagged: 0,
+                    target_reached: false,
+                },
+            );
+            (None, threshold, ThresholdSource::InSample)
+        }
+    };
+    let coefficients = spec
+        .column_names()
+        .into_iter()
+        .zip(&fit.weights)
+        .map(|(column, weight)| Coefficient { column, weight: *weight })
+        .collect();
+    Ok(TrainingOutcome::Trained(TrainedModel {
+        trained_at: now,
+        params,
+        spec,
+        coefficients,
+        intercept: fit.intercept,
+        alpha,
+        converged: fit.converged,
+        iterations: fit.iterations,
+        gradient_norm: fit.gradient_norm,
+        evaluation,
+        baseline,
+        leak_threshold,
+        leak_threshold_source,
+        counts,
+    }))
+}

@@ -1,0 +1,145 @@
+//! Scoring an open opportunity, with reasons and the factors behind a score.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::baseline::StageBaseline;
+use crate::error::{Error, Result};
+use crate::examples::{ACTIVITIES_30D, CurrentRow, current_row};
+use crate::history::{OpportunityHistory, StageInfo};
+use crate::model::TrainedModel;
+use crate::train::sigmoid;
+
+/// How many factors each direction lists.
+const TOP_FACTORS: usize = 3;
+
+/// Why a score deserves attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReasonCode {
+    /// Below the leak threshold.
+    LowScore,
+    /// Longer in the stage than its rot point.
+    StaleInStage,
+    /// Too little history for a model; the score is the stage baseline.
+    InsufficientData,
+    /// No activity in the last 30 days.
+    NoRecentActivity,
+    /// The model's solver did not converge; treat the score with care.
+    ModelNotConverged,
+}
+
+/// One column's push on the log-odds of advancing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Factor {
+    /// Column name, e.g. `source=cold_call` or `days_since_activity`.
+    pub feature: String,
+    /// The raw input, e.g. `cold_call` or `41.0`.
+    pub value: String,
+    /// Coefficient × encoded (standardized) value.
+    pub contribution: f64,
+}
+
+/// The score of one open opportunity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    pub stage: String,
+    pub days_in_stage: f64,
+    /// Probability of advancing out of the current stage.
+    pub p_advance: f64,
+    /// `p_advance` × the historical conversion of the later stages.
+    pub p_win_estimate: f64,
+    pub leak_flag: bool,
+    pub reasons: Vec<ReasonCode>,
+    /// Up to three factors lowering the score, largest first.
+    pub factors_down: Vec<Factor>,
+    /// Up to three factors raising the score, largest first.
+    pub factors_up: Vec<Factor>,
+}
+
+/// Reasons that do not depend on a model.
+fn history_reasons(baseline: &StageBaseline, current: &CurrentRow) -> Vec<ReasonCode> {
+    let mut reasons = Vec::new();
+    if baseline.rot_days(&current.stage).is_some_and(|rot_days| current.days_in_stage > rot_days) {
+        reasons.push(ReasonCode::StaleInStage);
+    }
+    let recent = current.row.numeric.get(ACTIVITIES_30D).copied().flatten();
+    if recent.is_none_or(|count| count < 1.0) {
+        reasons.push(ReasonCode::NoRecentActivity);
+    }
+    reasons
+}
+
+/// Scores an open opportunity with a trained model.
+pub fn score(
+    model: &TrainedModel,
+    history: &OpportunityHistory,
+    stages: &[StageInfo],
+    now: DateTime<Utc>,
+) -> Result<Score> {
+    let current = current_row(history, stages, now)?;
+    let cells = model.spec.encode(&current.row);
+    if cells.len() != model.coefficients.len() {
+        return Err(Error::ColumnMismatch { expected: model.coefficients.len(), found: cells.len() });
+    }
+    let mut log_odds = model.intercept;
+    let mut factors = Vec::new();
+    for ((encoded, shown), coefficient) in cells.into_iter().zip(&model.coefficients) {
+        let contribution = coefficient.weight * encoded;
+        log_odds += contribution;
+        if contribution != 0.0 && contribution.is_finite() {
+            factors.push(Factor { feature: coefficient.column.clone(), value: shown, contribution });
+        }
+    }
+    if !log_odds.is_finite() {
+        return Err(Error::InconsistentModel { reason: "non-finite log-odds".to_owned() });
+    }
+    factors.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
+    let (down, up): (Vec<Factor>, Vec<Factor>) = factors.into_iter().partition(|factor| factor.contribution < 0.0);
+
+    let p_advance = sigmoid(log_odds);
+    let leak_flag = p_advance < model.leak_threshold.threshold;
+    let mut reasons = Vec::new();
+    if leak_flag {
+        reasons.push(ReasonCode::LowScore);
+    }
+    reasons.extend(history_reasons(&model.baseline, &current));
+    if !model.converged {
+        reasons.push(ReasonCode::ModelNotConverged);
+    }
+    Ok(Score {
+        p_win_estimate: p_advance * model.baseline.later_conversion(&current.stage),
+        stage: current.stage,
+        days_in_stage: current.days_in_stage,
+        p_advance,
+        leak_flag,
+        reasons,
+        factors_down: down.into_iter().take(TOP_FACTORS).collect(),
+        factors_up: up.into_iter().take(TOP_FACTORS).collect(),
+    })
+}
+
+/// Cold-start score: the stage's historical advance rate (0.5 for a stage
+/// never seen), always with `INSUFFICIENT_DATA`. Never flags a leak, since
+/// there is no validated threshold.
+pub fn baseline_only_score(
+    baseline: &StageBaseline,
+    history: &OpportunityHistory,
+    stages: &[StageInfo],
+    now: DateTime<Utc>,
+) -> Result<Score> {
+    let current = current_row(history, stages, now)?;
+    let p_advance = baseline.rate(&current.stage);
+    let mut reasons = vec![ReasonCode::InsufficientData];
+    reasons.extend(history_reasons(baseline, &current));
+    Ok(Score {
+        p_win_estimate: p_advance * baseline.later_conversion(&current.stage),
+        stage: current.stage,
+        days_in_stage: current.days_in_stage,
+        p_advance,
+        leak_flag: false,
+        reasons,
+        factors_down: Vec::new(),
+        factors_up: Vec::new(),
+    })
+}
