@@ -104,7 +104,14 @@ pub mod transition {
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
+    pub enum Relation {
+        #[sea_orm(
+            belongs_to = "super::opportunity::Entity",
+            from = "Column::OpportunityId",
+            to = "super::opportunity::Column::Id"
+        )]
+        Opportunity,
+    }
 
     impl ActiveModelBehavior for ActiveModel {}
 }
@@ -124,6 +131,155 @@ pub mod activity {
         pub actor: String,
         pub note: String,
         pub request_id: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod model_registry {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "models")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub version: i64,
+        pub pipeline: String,
+        pub status: String,
+        pub status_reason: String,
+        pub trigger: String,
+        pub created_at: i64,
+        pub activated_at: Option<i64>,
+        pub window_start: i64,
+        pub window_end: i64,
+        pub advanced_examples: i64,
+        pub leaked_examples: i64,
+        pub roc_auc: Option<f64>,
+        pub baseline_roc_auc: Option<f64>,
+        pub training_seconds: f64,
+        /// The serialized trained model: feature spec, coefficients, metrics.
+        pub body: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod retrain_job {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "retrain_jobs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub pipeline: String,
+        pub state: String,
+        pub trigger: String,
+        pub created_at: i64,
+        pub started_at: Option<i64>,
+        pub finished_at: Option<i64>,
+        pub heartbeat_at: Option<i64>,
+        pub worker: Option<String>,
+        pub model_version: Option<i64>,
+        pub message: String,
+        pub attempts: i32,
+        pub request_id: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod training_lease {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "training_leases")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub pipeline: String,
+        pub holder: String,
+        pub expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod current_score {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "current_scores")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub opportunity_id: Uuid,
+        pub pipeline: String,
+        pub stage: String,
+        pub owner: String,
+        pub title: String,
+        pub model_version: i64,
+        pub p_advance: f64,
+        pub p_win: f64,
+        pub leak_flag: bool,
+        /// JSON array of reason codes.
+        pub reason_codes: String,
+        /// JSON object `{ "down": [...], "up": [...] }`.
+        pub factors: String,
+        pub days_in_stage: f64,
+        pub scored_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {
+        #[sea_orm(
+            belongs_to = "super::opportunity::Entity",
+            from = "Column::OpportunityId",
+            to = "super::opportunity::Column::Id"
+        )]
+        Opportunity,
+    }
+
+    impl Related<super::opportunity::Entity> for Entity {
+        fn to() -> RelationDef {
+            Relation::Opportunity.def()
+        }
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod score_history {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "score_history")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub opportunity_id: Uuid,
+        pub pipeline: String,
+        pub stage: String,
+        pub owner: String,
+        pub title: String,
+        pub model_version: i64,
+        pub p_advance: f64,
+        pub p_win: f64,
+        pub leak_flag: bool,
+        pub reason_codes: String,
+        pub factors: String,
+        pub days_in_stage: f64,
+        pub scored_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,128 @@
+//! Batched reads of opportunities with their full history, for the scorer:
+//! one query for a page of opportunities, one for their transitions, one for
+//! their activities, so memory stays bounded by the batch size.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use funnel_domain::{ActivityKind, OpportunityId, PipelineName, Status, Transition};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait};
+use uuid::Uuid;
+
+use crate::entity::{activity, opportunity, transition};
+use crate::opportunities::{from_row, history_from_row};
+use crate::time::{from_micros, to_micros};
+use crate::{Opportunity, Result, Store, StoreError};
+
+/// An opportunity with everything the scorer learns from.
+#[derive(Debug, Clone)]
+pub struct OpportunityHistory {
+    pub opportunity: Opportunity,
+    /// In sequence order.
+    pub transitions: Vec<Transition>,
+    /// `(occurred_at, kind)` in time order.
+    pub activities: Vec<(DateTime<Utc>, ActivityKind)>,
+}
+
+impl Store {
+    /// Up to `limit` opportunities of a pipeline with ids after `after`, in id
+    /// order, with their histories; only those with `status` when given.
+    pub async fn history_batch(
+        &self,
+        pipeline: &PipelineName,
+        status: Option<Status>,
+        after: Option<OpportunityId>,
+        limit: u64,
+    ) -> Result<Vec<OpportunityHistory>> {
+        let mut query = opportunity::Entity::find()
+            .filter(opportunity::Column::Pipeline.eq(pipeline.as_str()))
+            .order_by_asc(opportunity::Column::Id)
+            .limit(limit);
+        if let Some(status) = status {
+            query = query.filter(opportunity::Column::Status.eq(status.as_str()));
+        }
+        if let Some(after) = after {
+            query = query.filter(opportunity::Column::Id.gt(after.uuid()));
+        }
+        let rows = query.all(&self.db).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+        let mut transitions: HashMap<Uuid, Vec<Transition>> = HashMap::new();
+        let mut activities: HashMap<Uuid, Vec<(DateTime<Utc>, ActivityKind)>> = HashMap::new();
+        // Bounded IN lists: well under every backend's bind limit.
+        for chunk in ids.chunks(5_000) {
+            let transition_rows = transition::Entity::find()
+                .filter(transition::Column::OpportunityId.is_in(chunk.iter().copied()))
+                .order_by_asc(transition::Column::OpportunityId)
+                .order_by_asc(transition::Column::Sequence)
+                .all(&self.db)
+                .await?;
+            for row in transition_rows {
+                let history = history_from_row(row)?;
+                transitions.entry(history.opportunity_id.uuid()).or_default().push(history.transition);
+            }
+            let activity_rows: Vec<(Uuid, i64, String)> = activity::Entity::find()
+                .select_only()
+                .column(activity::Column::OpportunityId)
+                .column(activity::Column::OccurredAt)
+                .column(activity::Column::Kind)
+                .filter(activity::Column::OpportunityId.is_in(chunk.iter().copied()))
+                .order_by_asc(activity::Column::OpportunityId)
+                .order_by_asc(activity::Column::OccurredAt)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            for (id, occurred_at, kind) in activity_rows {
+                let kind = ActivityKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Internal(format!("unknown activity kind {kind:?}")))?;
+                activities.entry(id).or_default().push((from_micros(occurred_at), kind));
+            }
+        }
+        let mut batch = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = row.id;
+            batch.push(OpportunityHistory {
+                opportunity: from_row(row)?,
+                transitions: transitions.remove(&id).unwrap_or_default(),
+                activities: activities.remove(&id).unwrap_or_default(),
+            });
+        }
+        Ok(batch)
+    }
+
+    /// Outcomes (advances, wins, leaks, moves back) recorded in a pipeline
+    /// since `since`: what decides an event-triggered retrain.
+    pub async fn outcomes_since(&self, pipeline: &PipelineName, since: DateTime<Utc>) -> Result<u64> {
+        let count = transition::Entity::find()
+            .join(sea_orm::JoinType::InnerJoin, transition::Relation::Opportunity.def())
+            .filter(opportunity::Column::Pipeline.eq(pipeline.as_str()))
+            .filter(transition::Column::Kind.is_in(["advanced", "moved_back", "won", "leaked"]))
+            .filter(transition::Column::RecordedAt.gt(to_micros(since)))
+            .count(&self.db)
+            .await?;
+        Ok(count)
+    }
+
+    /// When any opportunity of the pipeline last changed; the scorer rescores
+    /// soon after this moves.
+    pub async fn last_change(&self, pipeline: &PipelineName) -> Result<Option<DateTime<Utc>>> {
+        let latest: Option<Option<i64>> = opportunity::Entity::find()
+            .select_only()
+            .column_as(opportunity::Column::UpdatedAt.max(), "latest")
+            .filter(opportunity::Column::Pipeline.eq(pipeline.as_str()))
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(latest.flatten().map(from_micros))
+    }
+}
+
+impl Store {
+    /// Opportunities of a pipeline, optionally only those with `status`.
+    pub async fn count_opportunities(&self, pipeline: &PipelineName, status: Option<Status>) -> Result<u64> {
+        let mut query = opportunity::Entity::find().filter(opportunity::Column::Pipeline.eq(pipeline.as_str()));
+        if let Some(status) = status {
+            query = query.filter(opportunity::Column::Status.eq(status.as_str()));
+        }
+        Ok(query.count(&self.db).await?)
+    }
+}

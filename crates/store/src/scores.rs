@@ -1,0 +1,276 @@
+//! Lead scores: the current score of every scored opportunity, and the
+//! append-only history of every score ever written (for "as of" questions).
+
+use chrono::{DateTime, Utc};
+use funnel_domain::{DomainError, OpportunityId};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::entity::{current_score, opportunity, score_history};
+use crate::time::{from_micros, to_micros};
+use crate::{Page, Result, Store, StoreError, page};
+
+/// Rows per multi-row insert: 14 columns, under every backend's bind limit.
+const SCORE_ROWS_PER_INSERT: usize = 1_000;
+
+/// One factor of a score's explanation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreFactor {
+    pub feature: String,
+    pub value: String,
+    pub contribution: f64,
+}
+
+/// A score as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadScoreRecord {
+    pub opportunity_id: OpportunityId,
+    pub pipeline: String,
+    pub stage: String,
+    pub owner: String,
+    pub title: String,
+    /// 0 when no model existed and the stage baseline scored it.
+    pub model_version: i64,
+    pub p_advance: f64,
+    pub p_win: f64,
+    pub leak_flag: bool,
+    pub reason_codes: Vec<String>,
+    pub factors_down: Vec<ScoreFactor>,
+    pub factors_up: Vec<ScoreFactor>,
+    pub days_in_stage: f64,
+    pub scored_at: DateTime<Utc>,
+}
+
+/// Filters of ListLeadScores; only open opportunities are listed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScoreFilter {
+    pub pipeline: Option<String>,
+    pub owner: Option<String>,
+    pub stage: Option<String>,
+    pub flagged_only: bool,
+    pub min_probability: Option<f64>,
+    pub max_probability: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Factors {
+    down: Vec<ScoreFactor>,
+    up: Vec<ScoreFactor>,
+}
+
+impl Store {
+    /// Writes a batch of scores: appended to the history and upserted as the
+    /// current scores, in one transaction.
+    pub async fn write_scores(&self, scores: &[LeadScoreRecord]) -> Result<()> {
+        if scores.is_empty() {
+            return Ok(());
+        }
+        let _writer = self.write_lock().await;
+        let txn = self.db.begin().await?;
+        for chunk in scores.chunks(SCORE_ROWS_PER_INSERT) {
+            let history = chunk.iter().map(history_row).collect::<Result<Vec<_>>>()?;
+            score_history::Entity::insert_many(history).exec_without_returning(&txn).await?;
+            let current = chunk.iter().map(current_row).collect::<Result<Vec<_>>>()?;
+            current_score::Entity::insert_many(current)
+                .on_conflict(
+                    OnConflict::column(current_score::Column::OpportunityId)
+                        .update_columns([
+                            current_score::Column::Pipeline,
+                            current_score::Column::Stage,
+                            current_score::Column::Owner,
+                            current_score::Column::Title,
+                            current_score::Column::ModelVersion,
+                            current_score::Column::PAdvance,
+                            current_score::Column::PWin,
+                            current_score::Column::LeakFlag,
+                            current_score::Column::ReasonCodes,
+                            current_score::Column::Factors,
+                            current_score::Column::DaysInStage,
+                            current_score::Column::ScoredAt,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The latest score of an opportunity, or the one in force at `as_of`.
+    pub async fn lead_score(&self, id: OpportunityId, as_of: Option<DateTime<Utc>>) -> Result<LeadScoreRecord> {
+        let mut query = score_history::Entity::find()
+            .filter(score_history::Column::OpportunityId.eq(id.uuid()))
+            .order_by_desc(score_history::Column::ScoredAt)
+            .order_by_desc(score_history::Column::Id);
+        if let Some(as_of) = as_of {
+            query = query.filter(score_history::Column::ScoredAt.lte(to_micros(as_of)));
+        }
+        match query.one(&self.db).await? {
+            Some(row) => from_history_row(row),
+            None if as_of.is_some() => Err(StoreError::not_found("score as of that time for opportunity", id)),
+            None => Err(StoreError::not_found("score for opportunity", id)),
+        }
+    }
+
+    /// Current scores of open opportunities, lowest probability first.
+    pub async fn list_scores(&self, filter: &ScoreFilter, page_size: u32, page_token: &str) -> Result<Page<LeadScoreRecord>> {
+        let scope = format!("scores|{filter:?}");
+        let mut query = current_score::Entity::find()
+            .join(sea_orm::JoinType::InnerJoin, current_score::Relation::Opportunity.def())
+            .filter(opportunity::Column::Status.eq("open"))
+            .order_by_asc(current_score::Column::PAdvance)
+            .order_by_asc(current_score::Column::OpportunityId);
+        if let Some(pipeline) = &filter.pipeline {
+            query = query.filter(opportunity::Column::Pipeline.eq(pipeline.as_str()));
+        }
+        if let Some(owner) = &filter.owner {
+            query = query.filter(opportunity::Column::Owner.eq(owner.as_str()));
+        }
+        if let Some(stage) = &filter.stage {
+            query = query.filter(opportunity::Column::Stage.eq(stage.as_str()));
+        }
+        if filter.flagged_only {
+            query = query.filter(current_score::Column::LeakFlag.eq(true));
+        }
+        if let Some(min) = filter.min_probability {
+            query = query.filter(current_score::Column::PAdvance.gte(min));
+        }
+        if let Some(max) = filter.max_probability {
+            query = query.filter(current_score::Column::PAdvance.lte(max));
+        }
+        if let Some(key) = page::decode(&scope, page_token)? {
+            let damaged = || DomainError::invalid("page_token", "is damaged");
+            let (probability, id) = key.split_once('/').ok_or_else(damaged)?;
+            let probability: f64 = probability.parse().map_err(|_| damaged())?;
+            let id = uuid::Uuid::parse_str(id).map_err(|_| damaged())?;
+            query = query.filter(
+                Condition::any().add(current_score::Column::PAdvance.gt(probability)).add(
+                    Condition::all()
+                        .add(current_score::Column::PAdvance.eq(probability))
+                        .add(current_score::Column::OpportunityId.gt(id)),
+                ),
+            );
+        }
+        let rows = query.limit(u64::from(page_size) + 1).all(&self.db).await?;
+        let has_more = rows.len() > page_size as usize;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows.into_iter().take(page_size as usize) {
+            items.push(from_current_row(row)?);
+        }
+        let next_page_token = match items.last() {
+            Some(last) if has_more => page::encode(&scope, &format!("{}/{}", last.p_advance, last.opportunity_id)),
+            _ => String::new(),
+        };
+        Ok(Page { items, next_page_token })
+    }
+}
+
+fn encode_parts(score: &LeadScoreRecord) -> Result<(String, String)> {
+    let reasons = serde_json::to_string(&score.reason_codes).map_err(|error| StoreError::Internal(error.to_string()))?;
+    let factors = Factors { down: score.factors_down.clone(), up: score.factors_up.clone() };
+    let factors = serde_json::to_string(&factors).map_err(|error| StoreError::Internal(error.to_string()))?;
+    Ok((reasons, factors))
+}
+
+fn history_row(score: &LeadScoreRecord) -> Result<score_history::ActiveModel> {
+    let (reasons, factors) = encode_parts(score)?;
+    Ok(score_history::ActiveModel {
+        id: NotSet,
+        opportunity_id: Set(score.opportunity_id.uuid()),
+        pipeline: Set(score.pipeline.clone()),
+        stage: Set(score.stage.clone()),
+        owner: Set(score.owner.clone()),
+        title: Set(score.title.clone()),
+        model_version: Set(score.model_version),
+        p_advance: Set(score.p_advance),
+        p_win: Set(score.p_win),
+        leak_flag: Set(score.leak_flag),
+        reason_codes: Set(reasons),
+        factors: Set(factors),
+        days_in_stage: Set(score.days_in_stage),
+        scored_at: Set(to_micros(score.scored_at)),
+    })
+}
+
+fn current_row(score: &LeadScoreRecord) -> Result<current_score::ActiveModel> {
+    let (reasons, factors) = encode_parts(score)?;
+    Ok(current_score::ActiveModel {
+        opportunity_id: Set(score.opportunity_id.uuid()),
+        pipeline: Set(score.pipeline.clone()),
+        stage: Set(score.stage.clone()),
+        owner: Set(score.owner.clone()),
+        title: Set(score.title.clone()),
+        model_version: Set(score.model_version),
+        p_advance: Set(score.p_advance),
+        p_win: Set(score.p_win),
+        leak_flag: Set(score.leak_flag),
+        reason_codes: Set(reasons),
+        factors: Set(factors),
+        days_in_stage: Set(score.days_in_stage),
+        scored_at: Set(to_micros(score.scored_at)),
+    })
+}
+
+/// History rows carry the same fields as current ones, plus their own id.
+fn from_history_row(row: score_history::Model) -> Result<LeadScoreRecord> {
+    let score_history::Model {
+        id: _,
+        opportunity_id,
+        pipeline,
+        stage,
+        owner,
+        title,
+        model_version,
+        p_advance,
+        p_win,
+        leak_flag,
+        reason_codes,
+        factors,
+        days_in_stage,
+        scored_at,
+    } = row;
+    from_current_row(current_score::Model {
+        opportunity_id,
+        pipeline,
+        stage,
+        owner,
+        title,
+        model_version,
+        p_advance,
+        p_win,
+        leak_flag,
+        reason_codes,
+        factors,
+        days_in_stage,
+        scored_at,
+    })
+}
+
+fn from_current_row(row: current_score::Model) -> Result<LeadScoreRecord> {
+    let id = row.opportunity_id;
+    let reason_codes: Vec<String> = serde_json::from_str(&row.reason_codes)
+        .map_err(|error| StoreError::Internal(format!("reason codes of {id}: {error}")))?;
+    let factors: Factors =
+        serde_json::from_str(&row.factors).map_err(|error| StoreError::Internal(format!("factors of {id}: {error}")))?;
+    Ok(LeadScoreRecord {
+        opportunity_id: OpportunityId::from_uuid(id),
+        pipeline: row.pipeline,
+        stage: row.stage,
+        owner: row.owner,
+        title: row.title,
+        model_version: row.model_version,
+        p_advance: row.p_advance,
+        p_win: row.p_win,
+        leak_flag: row.leak_flag,
+        reason_codes,
+        factors_down: factors.down,
+        factors_up: factors.up,
+        days_in_stage: row.days_in_stage,
+        scored_at: from_micros(row.scored_at),
+    })
+}
