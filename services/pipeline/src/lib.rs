@@ -7,11 +7,13 @@ mod config;
 mod convert;
 mod error;
 mod import;
+mod scoring_api;
 
 use std::future::Future;
 use std::time::Duration;
 
 use funnel_proto::v1::pipeline_service_server::PipelineServiceServer;
+use funnel_proto::v1::scoring_service_server::ScoringServiceServer;
 use funnel_store::Store;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -20,6 +22,7 @@ use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
 pub use api::{ACTOR_METADATA, PipelineApi};
+pub use scoring_api::ScoringApi;
 pub use config::Config;
 
 /// Largest request or response message; an import batch of 1,000
@@ -55,6 +58,7 @@ pub async fn serve(
         .map_err(|error| warn!(%error, "reflection v1alpha unavailable"))
         .ok();
 
+    let scoring_service = ScoringServiceServer::new(ScoringApi::new(store.clone()));
     let pipeline_service = PipelineServiceServer::new(PipelineApi::new(store))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -65,6 +69,7 @@ pub async fn serve(
         .add_optional_service(reflection_v1)
         .add_optional_service(reflection_v1alpha)
         .add_service(pipeline_service)
+        .add_service(scoring_service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
     monitor.abort();

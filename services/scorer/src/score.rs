@@ -1,0 +1,168 @@
+//! Rescoring every open opportunity of a pipeline, in batches with bounded
+//! memory: read a batch, score it off the async runtime, write it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use funnel_domain::{OpportunityId, PipelineName, Status};
+use funnel_scoring::{
+    OpportunityHistory, Score, SnapshotPlan, StageBaseline, StageInfo, TrainedModel, baseline_only_score,
+    build_examples,
+};
+use funnel_store::{LeadScoreRecord, ScoreFactor, Store};
+use tracing::warn;
+
+use crate::convert;
+use crate::error::{Result, ScorerError};
+use crate::train::load_histories;
+
+/// Quantile of days-to-advance that marks a stage's rot point, as in training.
+const ROT_QUANTILE: f64 = 0.9;
+
+/// What a scoring run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreReport {
+    pub pipeline: PipelineName,
+    /// 0 when no model was active and stage baselines scored.
+    pub model_version: i64,
+    pub scored: u64,
+    pub flagged: u64,
+    /// Opportunities whose history could not be scored (logged).
+    pub failed: u64,
+    pub seconds: f64,
+}
+
+/// What scores a pipeline: its active model, or stage baselines at cold start.
+enum Scorer {
+    Model { version: i64, model: Arc<TrainedModel> },
+    Baseline(Arc<StageBaseline>),
+}
+
+/// Rescores every open opportunity of `pipeline` as of `now`.
+pub async fn score_pipeline(
+    store: &Store,
+    pipeline: &PipelineName,
+    batch_size: u64,
+    now: DateTime<Utc>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ScoreReport> {
+    let started = Instant::now();
+    let stages = Arc::new(convert::stages(&store.get_pipeline(pipeline).await?.def));
+    let scorer = match store.active_model(pipeline).await? {
+        Some(record) => Scorer::Model { version: record.version, model: Arc::new(TrainedModel::from_json(&record.body)?) },
+        None => Scorer::Baseline(Arc::new(cold_start_baseline(store, pipeline, &stages, batch_size, now).await?)),
+    };
+    let model_version = match &scorer {
+        Scorer::Model { version, .. } => *version,
+        Scorer::Baseline(_) => 0,
+    };
+    let mut report = ScoreReport { pipeline: pipeline.clone(), model_version, scored: 0, flagged: 0, failed: 0, seconds: 0.0 };
+    let mut after: Option<OpportunityId> = None;
+    loop {
+        let batch = store.history_batch(pipeline, Some(Status::Open), after, batch_size).await?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.opportunity.id);
+        let full_batch = batch.len() as u64 == batch_size;
+        let records = score_batch(&scorer, &stages, batch, now).await?;
+        for record in &records {
+            match record {
+                Ok(score) if score.leak_flag => report.flagged += 1,
+                Ok(_) => {}
+                Err(()) => report.failed += 1,
+            }
+        }
+        let records: Vec<LeadScoreRecord> = records.into_iter().flatten().collect();
+        store.write_scores(&records).await?;
+        report.scored += records.len() as u64;
+        progress(report.scored + report.failed);
+        if !full_batch {
+            break;
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+async fn score_batch(
+    scorer: &Scorer,
+    stages: &Arc<Vec<StageInfo>>,
+    batch: Vec<funnel_store::OpportunityHistory>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Result<LeadScoreRecord, ()>>> {
+    let (model, baseline) = match scorer {
+        Scorer::Model { version, model } => (Some((*version, model.clone())), None),
+        Scorer::Baseline(baseline) => (None, Some(baseline.clone())),
+    };
+    let stages = stages.clone();
+    let work = move || {
+        let mut records = Vec::with_capacity(batch.len());
+        for stored in batch {
+            let opportunity = stored.opportunity.clone();
+            let history = convert::history(stored);
+            let scored = match (&model, &baseline) {
+                (Some((_, model)), _) => funnel_scoring::score(model, &history, &stages, now),
+                (None, Some(baseline)) => baseline_only_score(baseline, &history, &stages, now),
+                (None, None) => continue,
+            };
+            let version = model.as_ref().map(|(version, _)| *version).unwrap_or(0);
+            records.push(match scored {
+                Ok(score) => Ok(record(&opportunity, version, score, now)),
+                Err(error) => {
+                    warn!(opportunity = %opportunity.id, %error, "could not score");
+                    Err(())
+                }
+            });
+        }
+        records
+    };
+    tokio::task::spawn_blocking(work).await.map_err(|error| ScorerError::Task(error.to_string()))
+}
+
+fn record(opportunity: &funnel_store::Opportunity, model_version: i64, score: Score, now: DateTime<Utc>) -> LeadScoreRecord {
+    let factor = |factor: funnel_scoring::Factor| ScoreFactor {
+        feature: factor.feature,
+        value: factor.value,
+        contribution: factor.contribution,
+    };
+    LeadScoreRecord {
+        opportunity_id: opportunity.id,
+        pipeline: opportunity.pipeline.to_string(),
+        stage: score.stage,
+        owner: opportunity.owner.clone(),
+        title: opportunity.title.clone(),
+        model_version,
+        p_advance: score.p_advance,
+        p_win: score.p_win_estimate,
+        leak_flag: score.leak_flag,
+        reason_codes: score
+            .reasons
+            .iter()
+            .map(|reason| serde_json::to_value(reason).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default())
+            .collect(),
+        factors_down: score.factors_down.into_iter().map(factor).collect(),
+        factors_up: score.factors_up.into_iter().map(factor).collect(),
+        days_in_stage: score.days_in_stage,
+        scored_at: now,
+    }
+}
+
+/// Stage advance rates from all history, for scoring before any model exists.
+async fn cold_start_baseline(
+    store: &Store,
+    pipeline: &PipelineName,
+    stages: &Arc<Vec<StageInfo>>,
+    batch_size: u64,
+    now: DateTime<Utc>,
+) -> Result<StageBaseline> {
+    let histories: Vec<OpportunityHistory> = load_histories(store, pipeline, None, batch_size, &|_| {}).await?;
+    let stages = stages.clone();
+    let work = move || -> Result<StageBaseline> {
+        // Only visit entries count toward stage rates; one snapshot per visit is enough.
+        let plan = SnapshotPlan { every_days: 7, max_per_visit: 1 };
+        let examples = build_examples(&histories, &stages, plan, now)?;
+        let refs: Vec<_> = examples.iter().collect();
+        Ok(StageBaseline::from_examples(&refs, &stages, ROT_QUANTILE)?)
+    };
+    tokio::task::spawn_blocking(work).await.map_err(|error| ScorerError::Task(error.to_string()))?
+}

@@ -1,0 +1,200 @@
+//! One training run: read the pipeline's history through the store, train
+//! off the async runtime, gate, and register the model with its job in one
+//! transaction. The pipeline's lease is held (and renewed) throughout.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use funnel_domain::{PipelineName, Status};
+use funnel_scoring::{OpportunityHistory, TrainParams, TrainedModel, TrainingOutcome, train_model};
+use funnel_store::{JobState, ModelRecord, NewModel, RetrainJob, Store, Trigger};
+use tracing::{info, warn};
+
+use crate::convert;
+use crate::error::{Result, ScorerError};
+use crate::gate::{self, Verdict};
+
+/// How a worker trains.
+#[derive(Debug, Clone)]
+pub struct TrainSettings {
+    pub params: TrainParams,
+    /// How much worse than the active model's AUC a new model may be and
+    /// still replace it (default 0.01).
+    pub auc_tolerance: f64,
+    /// This worker's name in leases and jobs.
+    pub worker: String,
+    /// How long a lease lasts without renewal (default 60 s).
+    pub lease: Duration,
+    /// Opportunities read per query (default 2,000).
+    pub batch_size: u64,
+    /// Times a job is retried after its worker died (default 3).
+    pub max_attempts: i32,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            params: TrainParams::default(),
+            auc_tolerance: 0.01,
+            worker: format!("scorer-{}", std::process::id()),
+            lease: Duration::from_secs(60),
+            batch_size: 2_000,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// What a training run did.
+#[derive(Debug, Clone)]
+pub enum TrainOutcome {
+    Registered { model: ModelRecord, trained: Box<TrainedModel>, verdict: Verdict },
+    InsufficientData { advanced: usize, leaked: usize, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    pub pipeline: PipelineName,
+    pub job: RetrainJob,
+    pub opportunities: usize,
+    pub seconds: f64,
+    pub outcome: TrainOutcome,
+}
+
+/// Reads every opportunity of a pipeline (optionally of one status) with its
+/// history, in batches; `progress` is told how many were read so far.
+pub async fn load_histories(
+    store: &Store,
+    pipeline: &PipelineName,
+    status: Option<Status>,
+    batch_size: u64,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<OpportunityHistory>> {
+    let mut histories = Vec::new();
+    let mut after = None;
+    loop {
+        let batch = store.history_batch(pipeline, status, after, batch_size).await?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.opportunity.id);
+        let full_batch = batch.len() as u64 == batch_size;
+        histories.extend(batch.into_iter().map(convert::history));
+        progress(histories.len() as u64);
+        if !full_batch {
+            break;
+        }
+    }
+    Ok(histories)
+}
+
+/// Queues and runs a training job for `pipeline` now, on this worker.
+pub async fn train_now(store: &Store, pipeline: &PipelineName, trigger: Trigger, settings: &TrainSettings) -> Result<TrainReport> {
+    if !store.acquire_lease(pipeline, &settings.worker, settings.lease).await? {
+        return Err(ScorerError::Busy(pipeline.to_string()));
+    }
+    let job = store.queue_retrain(pipeline, trigger, None).await?;
+    let Some(job) = store.start_job(job.id, &settings.worker).await? else {
+        store.release_lease(pipeline, &settings.worker).await?;
+        return Err(ScorerError::Busy(pipeline.to_string()));
+    };
+    run_job(store, job, settings).await
+}
+
+/// Runs a job this worker has claimed (and whose lease it holds), then
+/// releases the lease whatever happened.
+pub async fn run_job(store: &Store, job: RetrainJob, settings: &TrainSettings) -> Result<TrainReport> {
+    let pipeline = job.pipeline.clone();
+    let result = train_job(store, &job, settings).await;
+    if let Err(error) = &result
+        && !matches!(error, ScorerError::LeaseLost(_))
+    {
+        warn!(job = %job.id, %error, "training failed");
+        store.finish_job_without_model(job.id, JobState::Failed, &error.to_string()).await?;
+    }
+    store.release_lease(&pipeline, &settings.worker).await?;
+    result
+}
+
+async fn train_job(store: &Store, job: &RetrainJob, settings: &TrainSettings) -> Result<TrainReport> {
+    let started = Instant::now();
+    let pipeline = store.get_pipeline(&job.pipeline).await?;
+    let stages = convert::stages(&pipeline.def);
+    info!(job = %job.id, pipeline = %job.pipeline, "training started");
+
+    let lease_lost = Arc::new(AtomicBool::new(false));
+    let heartbeat = tokio::spawn(keep_lease(store.clone(), job.clone(), settings.clone(), lease_lost.clone()));
+    let histories = load_histories(store, &job.pipeline, None, settings.batch_size, &|_| {}).await;
+    let histories = match histories {
+        Ok(histories) => histories,
+        Err(error) => {
+            heartbeat.abort();
+            return Err(error);
+        }
+    };
+    let opportunities = histories.len();
+    let window_start = histories.iter().map(|history| history.created_at).min().unwrap_or_else(Utc::now);
+    let params = settings.params.clone();
+    let now = Utc::now();
+    // CPU-bound: keep it off the async runtime.
+    let training = tokio::task::spawn_blocking(move || train_model(&histories, &stages, &params, now)).await;
+    heartbeat.abort();
+    if lease_lost.load(Ordering::SeqCst) {
+        return Err(ScorerError::LeaseLost(job.pipeline.to_string()));
+    }
+    let outcome = training.map_err(|error| ScorerError::Task(error.to_string()))??;
+    let seconds = started.elapsed().as_secs_f64();
+    let outcome = match outcome {
+        TrainingOutcome::Trained(trained) => {
+            let model_auc = trained.evaluation.as_ref().and_then(|evaluation| evaluation.model.roc_auc);
+            let baseline_auc = trained.evaluation.as_ref().and_then(|evaluation| evaluation.baseline.roc_auc);
+            let active = store.active_model(&job.pipeline).await?.map(|model| (model.version, model.roc_auc));
+            let verdict = gate::decide(model_auc, baseline_auc, active, settings.auc_tolerance);
+            let new = NewModel {
+                pipeline: job.pipeline.clone(),
+                trigger: job.trigger,
+                window_start,
+                window_end: now,
+                advanced_examples: trained.counts.advanced as i64,
+                leaked_examples: trained.counts.leaked as i64,
+                roc_auc: model_auc,
+                baseline_roc_auc: baseline_auc,
+                training_seconds: seconds,
+                body: trained.to_json()?,
+                activate: verdict.activate,
+                status_reason: verdict.reason.clone(),
+            };
+            let model = store.register_model(new, Some(job.id)).await?;
+            info!(version = model.version, active = verdict.activate, reason = %verdict.reason, "model registered");
+            TrainOutcome::Registered { model, trained: Box::new(trained), verdict }
+        }
+        TrainingOutcome::InsufficientData { counts, .. } => {
+            let message = format!(
+                "insufficient data: {} advanced and {} leaked examples, below the minimum per class; \
+                 scoring uses stage baselines",
+                counts.advanced, counts.leaked
+            );
+            store.finish_job_without_model(job.id, JobState::Succeeded, &message).await?;
+            info!(%message, "no model trained");
+            TrainOutcome::InsufficientData { advanced: counts.advanced, leaked: counts.leaked, message }
+        }
+    };
+    let job = store.get_retrain_job(job.id).await?;
+    Ok(TrainReport { pipeline: job.pipeline.clone(), job, opportunities, seconds, outcome })
+}
+
+/// Renews the lease every third of its length; flags when it was lost.
+async fn keep_lease(store: Store, job: RetrainJob, settings: TrainSettings, lost: Arc<AtomicBool>) {
+    let every = settings.lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        match store.heartbeat_job(job.id, &job.pipeline, &settings.worker, settings.lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            // A passing database error: the next beat may succeed before the lease runs out.
+            Err(error) => warn!(%error, "lease renewal failed"),
+        }
+    }
+}

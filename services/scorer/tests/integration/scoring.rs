@@ -1,0 +1,117 @@
+//! Train on a known structure, score, and read the result through gRPC.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use funnel_domain::PipelineName;
+use funnel_proto::v1::{self as pb, scoring_service_client::ScoringServiceClient};
+use funnel_scorer::{TrainOutcome, TrainSettings, score_pipeline, train_now};
+use funnel_store::Trigger;
+use funnel_testkit::{TestDatabase, TestServer};
+
+use crate::history::{import, known_history};
+
+pub fn sales() -> PipelineName {
+    PipelineName::parse("pipeline", "sales").expect("valid name")
+}
+
+#[tokio::test]
+async fn the_model_learns_the_known_structure_and_flags_the_right_leads() {
+    let database = TestDatabase::sqlite();
+    let store = database.store().await;
+    let server = TestServer::start(store.clone()).await;
+    let now = Utc::now();
+    let (opportunities, truths) = known_history(900, now);
+    import(&mut server.client(), opportunities).await;
+
+    let report = train_now(&store, &sales(), Trigger::Manual, &TrainSettings::default()).await.expect("training runs");
+    let TrainOutcome::Registered { model, trained, verdict } = report.outcome else {
+        panic!("enough data for a model: {:?}", report.outcome);
+    };
+    assert!(verdict.activate, "a model of real structure passes the gate: {}", verdict.reason);
+    let evaluation = trained.evaluation.as_ref().expect("held-out evaluation");
+    let (model_auc, baseline_auc) =
+        (evaluation.model.roc_auc.expect("model auc"), evaluation.baseline.roc_auc.expect("baseline auc"));
+    assert!(model_auc > baseline_auc + 0.05, "model AUC {model_auc} clearly beats the stage baseline {baseline_auc}");
+
+    let scored = score_pipeline(&store, &sales(), 200, now, &|_| {}).await.expect("scoring runs");
+    assert_eq!(scored.model_version, model.version);
+    assert!(scored.scored > 50, "open leads were scored: {scored:?}");
+
+    let mut scoring = ScoringServiceClient::new(server.channel());
+    let flagged = scoring
+        .list_lead_scores(pb::ListLeadScoresRequest { flagged_only: true, page_size: 1000, ..Default::default() })
+        .await
+        .expect("list flagged")
+        .into_inner()
+        .scores;
+    assert!(!flagged.is_empty(), "some leads are flagged");
+    let mut client = server.client();
+    let truth_by_external: HashMap<&str, _> = truths.iter().map(|truth| (truth.external_id.as_str(), truth)).collect();
+    let mut risky = 0;
+    for score in &flagged {
+        let opportunity = client
+            .get_opportunity(pb::GetOpportunityRequest { id: score.opportunity_id.clone() })
+            .await
+            .expect("flagged opportunity exists")
+            .into_inner();
+        let truth = truth_by_external[opportunity.external_id.as_str()];
+        if truth.cold_call || truth.idle {
+            risky += 1;
+        }
+    }
+    let share = risky as f64 / flagged.len() as f64;
+    assert!(share >= 0.85, "flagged leads are the cold-call or idle ones: {risky} of {}", flagged.len());
+
+    // Riskiest first, and the explanation names what the structure says.
+    let probabilities: Vec<f64> = flagged.iter().map(|score| score.p_advance).collect();
+    assert!(probabilities.windows(2).all(|pair| pair[0] <= pair[1]), "ordered by probability ascending");
+    let explained = flagged.iter().filter(|score| {
+        score.factors_down.iter().any(|factor| {
+            factor.feature == "source=cold_call" || factor.feature.contains("activit") || factor.feature.contains("since")
+        })
+    });
+    assert!(explained.count() * 10 >= flagged.len() * 9, "flagged leads are explained by source or inactivity");
+
+    let detail = scoring.get_model(pb::GetModelRequest { version: model.version }).await.expect("get model").into_inner();
+    assert_eq!(detail.status, pb::ModelStatus::Active as i32);
+    let metrics = detail.metrics.expect("model metrics");
+    let baseline = detail.baseline_metrics.expect("baseline metrics");
+    assert!((metrics.roc_auc - model_auc).abs() < 1e-12 && metrics.roc_auc > baseline.roc_auc);
+    assert_eq!(metrics.calibration.len(), 10);
+    let cold_call = detail.coefficients.iter().find(|c| c.feature == "source=cold_call").expect("coefficient by name");
+    assert!(cold_call.weight < 0.0, "cold calls lower the odds of advancing: {}", cold_call.weight);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_too_little_history_leads_get_the_stage_baseline_marked_insufficient_data() {
+    let database = TestDatabase::sqlite();
+    let store = database.store().await;
+    let server = TestServer::start(store.clone()).await;
+    let now = Utc::now();
+    let (opportunities, _) = known_history(30, now);
+    import(&mut server.client(), opportunities).await;
+
+    let report = train_now(&store, &sales(), Trigger::Manual, &TrainSettings::default()).await.expect("training runs");
+    assert!(matches!(report.outcome, TrainOutcome::InsufficientData { .. }), "{:?}", report.outcome);
+    assert_eq!(report.job.state, funnel_store::JobState::Succeeded);
+    assert!(report.job.message.contains("insufficient data"), "{}", report.job.message);
+
+    let scored = score_pipeline(&store, &sales(), 100, now, &|_| {}).await.expect("scoring runs");
+    assert_eq!(scored.model_version, 0, "no model: the stage baseline scores");
+    let mut scoring = ScoringServiceClient::new(server.channel());
+    let scores = scoring
+        .list_lead_scores(pb::ListLeadScoresRequest { pipeline: "sales".into(), ..Default::default() })
+        .await
+        .expect("list scores")
+        .into_inner()
+        .scores;
+    assert!(!scores.is_empty());
+    for score in &scores {
+        assert_eq!(score.model_version, 0);
+        assert!(score.reason_codes.iter().any(|code| code == "INSUFFICIENT_DATA"), "{:?}", score.reason_codes);
+        assert!(score.p_advance > 0.0 && score.p_advance < 1.0);
+    }
+    server.shutdown().await;
+}
