@@ -1,4 +1,3 @@
-use chrono::Utc;
 use funnel_domain::{ActivityKind, DomainError, OpportunityId, check_occurred_at};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
@@ -8,7 +7,7 @@ use uuid::Uuid;
 use crate::entity::activity;
 use crate::model::{Activity, NewActivity, Page};
 use crate::opportunities::fetch;
-use crate::time::{from_micros, to_micros};
+use crate::time::{self, from_micros, to_micros};
 use crate::{Result, Store, StoreError, page};
 
 impl Store {
@@ -26,8 +25,8 @@ impl Store {
         }
         let txn = self.db.begin().await?;
         let opportunity = fetch(&txn, new.opportunity_id).await?;
-        let now = Utc::now();
-        let occurred_at = new.occurred_at.unwrap_or(now);
+        let now = time::now();
+        let occurred_at = new.occurred_at.map(time::truncate).unwrap_or(now);
         check_occurred_at("occurred_at", occurred_at, None, now)?;
         if occurred_at < opportunity.state.created_at {
             return Err(DomainError::invalid(

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use funnel_domain::{
-    ActivityKind, Command, DomainError, Money, OpportunityId, PipelineDef, StageKey, Status, Transition,
+    ActivityKind, Command, DomainError, Money, OpportunityId, PipelineDef, PipelineName, StageKey, Status, Transition,
     TransitionKind, apply, check_occurred_at, created, decide, limits,
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
@@ -87,10 +87,25 @@ impl Store {
     /// Imports one batch in one transaction. Records whose `(pipeline,
     /// external_id)` exists are skipped, so importing a file twice changes
     /// nothing.
-    pub async fn import_batch(&self, records: Vec<ImportRecord>) -> Result<ImportOutcome> {
+    pub async fn import_batch(&self, mut records: Vec<ImportRecord>) -> Result<ImportOutcome> {
         let _writer = self.write_lock().await;
         let txn = self.db.begin().await?;
         let mut outcome = ImportOutcome::default();
+        // The keys reach queries before the records are checked: reject
+        // malformed ones first (PostgreSQL refuses a NUL byte outright).
+        records.retain(|record| {
+            let key_error = PipelineName::parse("pipeline", &record.pipeline)
+                .err()
+                .or_else(|| limits::check_required_text("external_id", &record.external_id, limits::MAX_ID_TEXT).err());
+            let Some(DomainError::InvalidArgument { field, reason }) = key_error else { return true };
+            outcome.rejections.push(ImportRejection {
+                index: record.index,
+                external_id: record.external_id.clone(),
+                field,
+                reason,
+            });
+            false
+        });
         let mut pipelines: HashMap<String, Option<PipelineDef>> = HashMap::new();
         for record in &records {
             if !pipelines.contains_key(&record.pipeline) {

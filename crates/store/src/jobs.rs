@@ -78,7 +78,8 @@ impl Store {
         let txn = self.db.begin().await?;
         load_pipeline(&txn, pipeline.as_str()).await?;
         if let Some(request_id) = &request_id
-            && let Some(existing) = job::Entity::find().filter(job::Column::RequestId.eq(request_id.as_str())).one(&txn).await?
+            && let Some(existing) =
+                job::Entity::find().filter(job::Column::RequestId.eq(request_id.as_str())).one(&txn).await?
         {
             return from_row(existing);
         }
@@ -125,7 +126,12 @@ impl Store {
     /// Claims the oldest queued job whose pipeline lease this worker can take.
     /// Jobs of workers that stopped heartbeating are first requeued (or
     /// failed after `max_attempts`).
-    pub async fn claim_retrain_job(&self, worker: &str, lease_for: Duration, max_attempts: i32) -> Result<Option<RetrainJob>> {
+    pub async fn claim_retrain_job(
+        &self,
+        worker: &str,
+        lease_for: Duration,
+        max_attempts: i32,
+    ) -> Result<Option<RetrainJob>> {
         self.requeue_abandoned(max_attempts).await?;
         let queued = job::Entity::find()
             .filter(job::Column::State.eq(JobState::Queued.as_str()))
@@ -170,7 +176,13 @@ impl Store {
 
     /// Renews a running job's heartbeat and its pipeline lease. `false` when
     /// the lease was lost (another worker took over): stop and write nothing.
-    pub async fn heartbeat_job(&self, id: Uuid, pipeline: &PipelineName, worker: &str, lease_for: Duration) -> Result<bool> {
+    pub async fn heartbeat_job(
+        &self,
+        id: Uuid,
+        pipeline: &PipelineName,
+        worker: &str,
+        lease_for: Duration,
+    ) -> Result<bool> {
         let _writer = self.write_lock().await;
         let now = Utc::now();
         let renewed = lease::Entity::update_many()
@@ -248,7 +260,8 @@ impl Store {
     async fn requeue_abandoned(&self, max_attempts: i32) -> Result<()> {
         let _writer = self.write_lock().await;
         let now = to_micros(Utc::now());
-        let running = job::Entity::find().filter(job::Column::State.eq(JobState::Running.as_str())).all(&self.db).await?;
+        let running =
+            job::Entity::find().filter(job::Column::State.eq(JobState::Running.as_str())).all(&self.db).await?;
         for stale in running {
             let held = lease::Entity::find_by_id(stale.pipeline.clone()).one(&self.db).await?;
             let alive = held.is_some_and(|held| Some(&held.holder) == stale.worker.as_ref() && held.expires_at >= now);

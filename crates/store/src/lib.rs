@@ -21,11 +21,11 @@ pub mod time;
 pub use connect::{Backend, Store, StoreOptions};
 pub use error::{Result, StoreError};
 pub use histories::OpportunityHistory;
-pub use jobs::{JobState, RetrainJob};
-pub use registry::{ModelRecord, ModelStatus, NewModel, Trigger};
-pub use scores::{LeadScoreRecord, ScoreFactor, ScoreFilter};
 pub use import::{ImportActivity, ImportHistory, ImportOutcome, ImportRecord, ImportRejection, check_attributes};
+pub use jobs::{JobState, RetrainJob};
 pub use model::{
     Activity, HistoryRow, NewActivity, NewOpportunity, Opportunity, OpportunityFilter, OpportunityPatch, Page,
     Pipeline, StageCommand,
 };
+pub use registry::{ModelRecord, ModelStatus, NewModel, Trigger};
+pub use scores::{LeadScoreRecord, ScoreFactor, ScoreFilter};

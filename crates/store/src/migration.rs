@@ -9,7 +9,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateCoreTables), Box::new(SeedDefaultPipeline), Box::new(crate::migration_scoring::CreateScoringTables)]
+        vec![
+            Box::new(CreateCoreTables),
+            Box::new(SeedDefaultPipeline),
+            Box::new(crate::migration_scoring::CreateScoringTables),
+        ]
     }
 }
 

@@ -174,7 +174,12 @@ impl MigrationTrait for CreateScoringTables {
         manager.create_table(history).await?;
 
         let indexes = [
-            Index::create().name("ix_models_pipeline_status").table(Models::Table).col(Models::Pipeline).col(Models::Status).to_owned(),
+            Index::create()
+                .name("ix_models_pipeline_status")
+                .table(Models::Table)
+                .col(Models::Pipeline)
+                .col(Models::Status)
+                .to_owned(),
             Index::create()
                 .name("ix_retrain_jobs_state_created")
                 .table(RetrainJobs::Table)

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::entity::{opportunity, transition};
 use crate::model::{HistoryRow, NewOpportunity, Opportunity, OpportunityFilter, OpportunityPatch, Page, StageCommand};
 use crate::pipelines::{corrupt, load as load_pipeline};
-use crate::time::{from_micros, to_micros};
+use crate::time::{self, from_micros, to_micros};
 use crate::{Result, Store, StoreError, page};
 
 /// Attempts at a stage change the caller did not condition on an etag, when
@@ -41,8 +41,8 @@ impl Store {
             )
             .into());
         }
-        let now = Utc::now();
-        let occurred_at = new.occurred_at.unwrap_or(now);
+        let now = time::now();
+        let occurred_at = new.occurred_at.map(time::truncate).unwrap_or(now);
         check_occurred_at("occurred_at", occurred_at, None, now)?;
         let first = Transition {
             sequence: 1,
@@ -75,7 +75,17 @@ impl Store {
             .exec_without_returning(&txn)
             .await;
         if let Err(error) = insert {
-            return Err(match StoreError::from(error) {
+            let error = StoreError::from(error);
+            drop(txn);
+            // A concurrent retry with the same request_id committed first:
+            // its result is this request's result too (AIP-155).
+            if matches!(error, StoreError::AlreadyExists(_))
+                && let Some(request_id) = &new.request_id
+                && let Some(existing) = self.find_by_request_id(request_id).await?
+            {
+                return Ok(existing);
+            }
+            return Err(match error {
                 StoreError::AlreadyExists(_) => match &opportunity.external_id {
                     Some(external_id) => StoreError::AlreadyExists(format!(
                         "pipeline {} already has an opportunity with external_id {external_id:?}",
@@ -171,7 +181,7 @@ impl Store {
         }
         let previous_version = opportunity.version;
         opportunity.version += 1;
-        opportunity.updated_at = Utc::now();
+        opportunity.updated_at = time::now();
         let result = opportunity::Entity::update_many()
             .set(to_row(&opportunity, None))
             .filter(opportunity::Column::Id.eq(id.uuid()))
@@ -220,8 +230,9 @@ impl Store {
         let mut opportunity = fetch(&txn, id).await?;
         check_version(&opportunity, command.expected_version)?;
         let pipeline = load_pipeline(&txn, opportunity.pipeline.as_str()).await?.def;
-        let now = Utc::now();
-        let occurred_at = command.occurred_at.unwrap_or_else(|| now.max(opportunity.state.last_change_at));
+        let now = time::now();
+        let occurred_at =
+            command.occurred_at.map(time::truncate).unwrap_or_else(|| now.max(opportunity.state.last_change_at));
         check_occurred_at("occurred_at", occurred_at, Some(opportunity.state.last_change_at), now)?;
         let row =
             decide(&pipeline, &opportunity.state, command.command.clone(), occurred_at, &command.actor, &command.note)?;

@@ -54,7 +54,15 @@ impl Store {
 
     /// Lists pipelines by name.
     pub async fn list_pipelines(&self, page_size: u32, page_token: &str) -> Result<Page<Pipeline>> {
-        let after = page::decode("pipelines", page_token)?;
+        // Only a pipeline name may reach the query, whatever the token says.
+        let after = match page::decode("pipelines", page_token)? {
+            Some(key) => Some(
+                PipelineName::parse("page_token", &key)
+                    .map_err(|_| DomainError::invalid("page_token", "is damaged"))?
+                    .to_string(),
+            ),
+            None => None,
+        };
         let mut query = pipeline::Entity::find().order_by_asc(pipeline::Column::Name);
         if let Some(after) = &after {
             query = query.filter(pipeline::Column::Name.gt(after.as_str()));

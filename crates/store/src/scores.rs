@@ -118,7 +118,12 @@ impl Store {
     }
 
     /// Current scores of open opportunities, lowest probability first.
-    pub async fn list_scores(&self, filter: &ScoreFilter, page_size: u32, page_token: &str) -> Result<Page<LeadScoreRecord>> {
+    pub async fn list_scores(
+        &self,
+        filter: &ScoreFilter,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<Page<LeadScoreRecord>> {
         let scope = format!("scores|{filter:?}");
         let mut query = current_score::Entity::find()
             .join(sea_orm::JoinType::InnerJoin, current_score::Relation::Opportunity.def())
@@ -171,7 +176,8 @@ impl Store {
 }
 
 fn encode_parts(score: &LeadScoreRecord) -> Result<(String, String)> {
-    let reasons = serde_json::to_string(&score.reason_codes).map_err(|error| StoreError::Internal(error.to_string()))?;
+    let reasons =
+        serde_json::to_string(&score.reason_codes).map_err(|error| StoreError::Internal(error.to_string()))?;
     let factors = Factors { down: score.factors_down.clone(), up: score.factors_up.clone() };
     let factors = serde_json::to_string(&factors).map_err(|error| StoreError::Internal(error.to_string()))?;
     Ok((reasons, factors))
@@ -255,8 +261,8 @@ fn from_current_row(row: current_score::Model) -> Result<LeadScoreRecord> {
     let id = row.opportunity_id;
     let reason_codes: Vec<String> = serde_json::from_str(&row.reason_codes)
         .map_err(|error| StoreError::Internal(format!("reason codes of {id}: {error}")))?;
-    let factors: Factors =
-        serde_json::from_str(&row.factors).map_err(|error| StoreError::Internal(format!("factors of {id}: {error}")))?;
+    let factors: Factors = serde_json::from_str(&row.factors)
+        .map_err(|error| StoreError::Internal(format!("factors of {id}: {error}")))?;
     Ok(LeadScoreRecord {
         opportunity_id: OpportunityId::from_uuid(id),
         pipeline: row.pipeline,

@@ -22,8 +22,8 @@ use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
 pub use api::{ACTOR_METADATA, PipelineApi};
-pub use scoring_api::ScoringApi;
 pub use config::Config;
+pub use scoring_api::ScoringApi;
 
 /// Largest request or response message; an import batch of 1,000
 /// opportunities with long histories fits.
@@ -42,6 +42,8 @@ pub async fn serve(
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     // NOT_SERVING until the database has answered once.
     health_reporter.set_not_serving::<PipelineServiceServer<PipelineApi>>().await;
+    // tonic-health starts the whole server ("") as SERVING.
+    health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
     let monitor = tokio::spawn(watch_database(store.clone(), health_reporter));
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()

@@ -59,14 +59,17 @@ impl ScoringService for ScoringApi {
             page_token,
         } = request.into_inner();
         let filter = ScoreFilter {
-            pipeline: (!pipeline.is_empty()).then(|| c::pipeline_name("pipeline", &pipeline).map(|name| name.to_string())).transpose()?,
+            pipeline: (!pipeline.is_empty())
+                .then(|| c::pipeline_name("pipeline", &pipeline).map(|name| name.to_string()))
+                .transpose()?,
             owner: (!owner.is_empty()).then(|| c::text("owner", owner, limits::MAX_SHORT_TEXT)).transpose()?,
             stage: c::optional_stage("stage", &stage)?.map(|stage| stage.to_string()),
             flagged_only,
             min_probability: probability("min_probability", min_probability)?,
             max_probability: probability("max_probability", max_probability)?,
         };
-        let page = self.store.list_scores(&filter, c::page_size(page_size)?, &page_token).await.map_err(store_status)?;
+        let page =
+            self.store.list_scores(&filter, c::page_size(page_size)?, &page_token).await.map_err(store_status)?;
         let scores = page.items.into_iter().map(score_to_pb).collect();
         Ok(Response::new(pb::ListLeadScoresResponse { scores, next_page_token: page.next_page_token }))
     }
@@ -74,8 +77,11 @@ impl ScoringService for ScoringApi {
     async fn list_models(&self, request: Request<pb::ListModelsRequest>) -> Reply<pb::ListModelsResponse> {
         let pb::ListModelsRequest { pipeline, page_size, page_token } = request.into_inner();
         let pipeline = (!pipeline.is_empty()).then(|| c::pipeline_name("pipeline", &pipeline)).transpose()?;
-        let page =
-            self.store.list_models(pipeline.as_ref(), c::page_size(page_size)?, &page_token).await.map_err(store_status)?;
+        let page = self
+            .store
+            .list_models(pipeline.as_ref(), c::page_size(page_size)?, &page_token)
+            .await
+            .map_err(store_status)?;
         // Listing skips coefficients and calibration; GetModel has them.
         let models = page.items.into_iter().map(|model| model_to_pb(model, false)).collect();
         Ok(Response::new(pb::ListModelsResponse { models, next_page_token: page.next_page_token }))

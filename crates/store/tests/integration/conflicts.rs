@@ -1,0 +1,63 @@
+//! Optimistic concurrency: a stale version is a conflict, and of concurrent
+//! writers with the same version exactly one wins.
+
+use funnel_domain::Command;
+use funnel_store::{OpportunityPatch, StoreError};
+use funnel_testkit::backends;
+
+use crate::support::{command, full_history, new_opportunity, stage};
+
+#[tokio::test]
+async fn a_stale_version_is_a_conflict_and_changes_nothing() {
+    for database in backends().await {
+        println!("backend: {database}");
+        let store = database.store().await;
+        let created = store.create_opportunity(new_opportunity("versions", None)).await.expect("create");
+        let moved = store
+            .change_stage(created.id, command(Command::Move { to: stage("qualified") }, Some(created.version), None))
+            .await
+            .expect("move with the current version");
+        assert_eq!(moved.version, created.version + 1);
+
+        let stale = command(Command::Move { to: stage("committed") }, Some(created.version), None);
+        let error = store.change_stage(created.id, stale).await.expect_err("stale version");
+        assert!(
+            matches!(error, StoreError::Conflict(ref message) if message.contains("changed since it was read")),
+            "{error:?}"
+        );
+        let patch = OpportunityPatch { title: Some("renamed".to_owned()), ..OpportunityPatch::default() };
+        let error =
+            store.update_opportunity(created.id, patch, Some(created.version)).await.expect_err("stale version");
+        assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+
+        let current = store.get_opportunity(created.id).await.expect("get");
+        assert_eq!(current, moved, "conflicting writes change nothing");
+        assert_eq!(full_history(&store, created.id).await.len(), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_concurrent_changes_with_the_same_version_exactly_one_wins() {
+    for database in backends().await {
+        println!("backend: {database}");
+        let store = database.store().await;
+        let created = store.create_opportunity(new_opportunity("race", None)).await.expect("create");
+        let mut racers = Vec::new();
+        for index in 0..8 {
+            let store = store.clone();
+            let target = if index % 2 == 0 { "qualified" } else { "committed" };
+            let racing = command(Command::Move { to: stage(target) }, Some(created.version), None);
+            racers.push(tokio::spawn(async move { store.change_stage(created.id, racing).await }));
+        }
+        let mut wins = 0;
+        for racer in racers {
+            match racer.await.expect("no panic") {
+                Ok(_) => wins += 1,
+                Err(StoreError::Conflict(_)) => {}
+                Err(other) => panic!("a losing writer is a conflict, not {other:?}"),
+            }
+        }
+        assert_eq!(wins, 1);
+        assert_eq!(full_history(&store, created.id).await.len(), 2, "one new history row");
+    }
+}

@@ -1,0 +1,9 @@
+//! One integration-test binary for funnel-store. Every test is written once
+//! and runs on SQLite, and on PostgreSQL when `FUNNEL_TEST_DATABASE_URL` is
+//! set.
+
+mod conflicts;
+mod import;
+mod migrations;
+mod replay;
+mod support;
