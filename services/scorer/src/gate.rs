@@ -10,7 +10,12 @@ pub struct Verdict {
 }
 
 /// `active` is the version and held-out AUC of the currently active model.
-pub fn decide(model_auc: Option<f64>, baseline_auc: Option<f64>, active: Option<(i64, Option<f64>)>, tolerance: f64) -> Verdict {
+pub fn decide(
+    model_auc: Option<f64>,
+    baseline_auc: Option<f64>,
+    active: Option<(i64, Option<f64>)>,
+    tolerance: f64,
+) -> Verdict {
     let refuse = |reason: String| Verdict { activate: false, reason };
     let Some(model_auc) = model_auc else {
         return refuse("no held-out AUC: the validation split lacked a class; kept as candidate".to_owned());

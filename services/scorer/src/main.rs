@@ -101,7 +101,10 @@ async fn main() -> anyhow::Result<()> {
                     bar.set_style(style);
                 }
                 bar.set_message(pipeline.to_string());
-                let report = score_pipeline(&store, pipeline, cli.batch_size, chrono::Utc::now(), &|done| bar.set_position(done)).await?;
+                let report = score_pipeline(&store, pipeline, cli.batch_size, chrono::Utc::now(), &|done| {
+                    bar.set_position(done)
+                })
+                .await?;
                 bar.finish_and_clear();
                 reports.push(report);
             }
@@ -114,7 +117,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Run { train_cron, score_every_secs, retrain_after_outcomes, poll_secs } => {
             let config = WorkerConfig {
                 train: settings,
-                train_schedule: cron::Schedule::from_str(&train_cron).with_context(|| format!("--train-cron {train_cron:?}"))?,
+                train_schedule: cron::Schedule::from_str(&train_cron)
+                    .with_context(|| format!("--train-cron {train_cron:?}"))?,
                 score_every: Duration::from_secs(score_every_secs),
                 retrain_after_outcomes,
                 poll_every: Duration::from_secs(poll_secs.max(1)),

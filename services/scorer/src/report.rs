@@ -84,7 +84,12 @@ pub fn train_table(report: &TrainReport) -> String {
                 table.add_row(["Brier".to_owned(), fmt(Some(model_metrics.brier)), fmt(Some(baseline.brier))]);
                 out.push_str(&format!("{table}\n"));
                 let mut calibration = Table::new();
-                calibration.load_preset(UTF8_BORDERS_ONLY).set_header(["bin", "examples", "mean predicted", "observed"]);
+                calibration.load_preset(UTF8_BORDERS_ONLY).set_header([
+                    "bin",
+                    "examples",
+                    "mean predicted",
+                    "observed",
+                ]);
                 for bin in &model_metrics.calibration {
                     calibration.add_row([
                         format!("{:.1}-{:.1}", bin.bin as f64 / 10.0, (bin.bin + 1) as f64 / 10.0),

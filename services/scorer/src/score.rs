@@ -50,14 +50,17 @@ pub async fn score_pipeline(
     let started = Instant::now();
     let stages = Arc::new(convert::stages(&store.get_pipeline(pipeline).await?.def));
     let scorer = match store.active_model(pipeline).await? {
-        Some(record) => Scorer::Model { version: record.version, model: Arc::new(TrainedModel::from_json(&record.body)?) },
+        Some(record) => {
+            Scorer::Model { version: record.version, model: Arc::new(TrainedModel::from_json(&record.body)?) }
+        }
         None => Scorer::Baseline(Arc::new(cold_start_baseline(store, pipeline, &stages, batch_size, now).await?)),
     };
     let model_version = match &scorer {
         Scorer::Model { version, .. } => *version,
         Scorer::Baseline(_) => 0,
     };
-    let mut report = ScoreReport { pipeline: pipeline.clone(), model_version, scored: 0, flagged: 0, failed: 0, seconds: 0.0 };
+    let mut report =
+        ScoreReport { pipeline: pipeline.clone(), model_version, scored: 0, flagged: 0, failed: 0, seconds: 0.0 };
     let mut after: Option<OpportunityId> = None;
     loop {
         let batch = store.history_batch(pipeline, Some(Status::Open), after, batch_size).await?;
@@ -119,7 +122,12 @@ async fn score_batch(
     tokio::task::spawn_blocking(work).await.map_err(|error| ScorerError::Task(error.to_string()))
 }
 
-fn record(opportunity: &funnel_store::Opportunity, model_version: i64, score: Score, now: DateTime<Utc>) -> LeadScoreRecord {
+fn record(
+    opportunity: &funnel_store::Opportunity,
+    model_version: i64,
+    score: Score,
+    now: DateTime<Utc>,
+) -> LeadScoreRecord {
     let factor = |factor: funnel_scoring::Factor| ScoreFactor {
         feature: factor.feature,
         value: factor.value,
@@ -138,7 +146,12 @@ fn record(opportunity: &funnel_store::Opportunity, model_version: i64, score: Sc
         reason_codes: score
             .reasons
             .iter()
-            .map(|reason| serde_json::to_value(reason).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default())
+            .map(|reason| {
+                serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|value| value.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            })
             .collect(),
         factors_down: score.factors_down.into_iter().map(factor).collect(),
         factors_up: score.factors_up.into_iter().map(factor).collect(),

@@ -88,7 +88,12 @@ pub async fn load_histories(
 }
 
 /// Queues and runs a training job for `pipeline` now, on this worker.
-pub async fn train_now(store: &Store, pipeline: &PipelineName, trigger: Trigger, settings: &TrainSettings) -> Result<TrainReport> {
+pub async fn train_now(
+    store: &Store,
+    pipeline: &PipelineName,
+    trigger: Trigger,
+    settings: &TrainSettings,
+) -> Result<TrainReport> {
     if !store.acquire_lease(pipeline, &settings.worker, settings.lease).await? {
         return Err(ScorerError::Busy(pipeline.to_string()));
     }

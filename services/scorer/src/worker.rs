@@ -91,7 +91,9 @@ async fn tick(
     for pipeline in &pipelines {
         let clock = clocks.entry(pipeline.clone()).or_default();
         let last_change = store.last_change(pipeline).await?;
-        let due = clock.last_scored.is_none_or(|at| now - at >= chrono::Duration::from_std(config.score_every).unwrap_or_default());
+        let due = clock
+            .last_scored
+            .is_none_or(|at| now - at >= chrono::Duration::from_std(config.score_every).unwrap_or_default());
         let changed = last_change.is_some() && last_change != clock.scored_change;
         if due || changed {
             let report = score_pipeline(store, pipeline, config.train.batch_size, now, &|_| {}).await?;

@@ -73,7 +73,8 @@ pub fn known_history(count: u64, now: DateTime<Utc>) -> (Vec<pb::ImportedOpportu
                 advance_chance -= 0.3;
             }
             if unit(index, position as u64 * 131 + 5) < advance_chance {
-                let status = if *next == "transacted" { pb::OpportunityStatus::Won } else { pb::OpportunityStatus::Open };
+                let status =
+                    if *next == "transacted" { pb::OpportunityStatus::Won } else { pb::OpportunityStatus::Open };
                 history.push(pb::ImportedHistoryEntry {
                     stage: (*next).to_owned(),
                     status: status as i32,
@@ -101,7 +102,10 @@ pub fn known_history(count: u64, now: DateTime<Utc>) -> (Vec<pb::ImportedOpportu
             title: format!("Lead {index}"),
             account: format!("Account {}", index % 40),
             owner,
-            amount: Some(pb::Money { currency_code: "USD".to_owned(), amount_minor: 100_000 + (index as i64 % 7) * 50_000 }),
+            amount: Some(pb::Money {
+                currency_code: "USD".to_owned(),
+                amount_minor: 100_000 + (index as i64 % 7) * 50_000,
+            }),
             source: source.to_owned(),
             attributes: [("industry".to_owned(), ["retail", "health", "tech"][index as usize % 3].to_owned())].into(),
             history,
@@ -113,7 +117,10 @@ pub fn known_history(count: u64, now: DateTime<Utc>) -> (Vec<pb::ImportedOpportu
 }
 
 /// Imports through the client-streaming RPC, in batches of 250.
-pub async fn import(client: &mut PipelineServiceClient<Channel>, opportunities: Vec<pb::ImportedOpportunity>) -> pb::ImportOpportunitiesResponse {
+pub async fn import(
+    client: &mut PipelineServiceClient<Channel>,
+    opportunities: Vec<pb::ImportedOpportunity>,
+) -> pb::ImportOpportunitiesResponse {
     let batches: Vec<pb::ImportOpportunitiesRequest> = opportunities
         .chunks(250)
         .map(|chunk| pb::ImportOpportunitiesRequest { opportunities: chunk.to_vec() })

@@ -38,8 +38,11 @@ async fn a_queued_retrain_is_claimed_run_and_reported_through_the_api() {
     assert_eq!(job.id.to_string(), queued.id);
     run_job(&store, job, &settings).await.expect("the job runs");
 
-    let finished =
-        scoring.get_retrain_job(pb::GetRetrainJobRequest { id: queued.id.clone() }).await.expect("get job").into_inner();
+    let finished = scoring
+        .get_retrain_job(pb::GetRetrainJobRequest { id: queued.id.clone() })
+        .await
+        .expect("get job")
+        .into_inner();
     assert_eq!(finished.state, pb::RetrainJobState::Succeeded as i32, "{}", finished.message);
     assert!(finished.model_version > 0);
     assert_eq!(finished.attempts, 1);
@@ -78,10 +81,14 @@ async fn the_gate_keeps_a_model_that_does_not_beat_the_active_one_as_a_candidate
     assert!(second.status_reason.contains(&format!("active model {}", first.version)), "{}", second.status_reason);
 
     // Ops activate the candidate, then roll back to the first model.
-    let activated = scoring.activate_model(pb::ActivateModelRequest { version: second.version }).await.expect("activate");
+    let activated =
+        scoring.activate_model(pb::ActivateModelRequest { version: second.version }).await.expect("activate");
     assert_eq!(activated.into_inner().status, pb::ModelStatus::Active as i32);
-    let rolled_back =
-        scoring.activate_model(pb::ActivateModelRequest { version: first.version }).await.expect("roll back").into_inner();
+    let rolled_back = scoring
+        .activate_model(pb::ActivateModelRequest { version: first.version })
+        .await
+        .expect("roll back")
+        .into_inner();
     assert_eq!(rolled_back.status, pb::ModelStatus::Active as i32);
     let retired = scoring.get_model(pb::GetModelRequest { version: second.version }).await.expect("get").into_inner();
     assert_eq!(retired.status, pb::ModelStatus::Retired as i32);
@@ -135,7 +142,10 @@ async fn a_score_can_be_read_as_of_an_earlier_time() {
     assert_eq!(past.scored_at.expect("time").seconds, earlier.timestamp());
     assert!(past.days_in_stage < latest.days_in_stage, "two hours less in stage then");
     let before_any = scoring
-        .get_lead_score(pb::GetLeadScoreRequest { opportunity_id: some.opportunity_id, as_of: at(now - Duration::hours(5)) })
+        .get_lead_score(pb::GetLeadScoreRequest {
+            opportunity_id: some.opportunity_id,
+            as_of: at(now - Duration::hours(5)),
+        })
         .await
         .expect_err("no score that early");
     assert_eq!(before_any.code(), Code::NotFound);

@@ -68,12 +68,15 @@ async fn the_model_learns_the_known_structure_and_flags_the_right_leads() {
     assert!(probabilities.windows(2).all(|pair| pair[0] <= pair[1]), "ordered by probability ascending");
     let explained = flagged.iter().filter(|score| {
         score.factors_down.iter().any(|factor| {
-            factor.feature == "source=cold_call" || factor.feature.contains("activit") || factor.feature.contains("since")
+            factor.feature == "source=cold_call"
+                || factor.feature.contains("activit")
+                || factor.feature.contains("since")
         })
     });
     assert!(explained.count() * 10 >= flagged.len() * 9, "flagged leads are explained by source or inactivity");
 
-    let detail = scoring.get_model(pb::GetModelRequest { version: model.version }).await.expect("get model").into_inner();
+    let detail =
+        scoring.get_model(pb::GetModelRequest { version: model.version }).await.expect("get model").into_inner();
     assert_eq!(detail.status, pb::ModelStatus::Active as i32);
     let metrics = detail.metrics.expect("model metrics");
     let baseline = detail.baseline_metrics.expect("baseline metrics");
