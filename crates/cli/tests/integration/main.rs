@@ -1,0 +1,7 @@
+//! The `funnel` command against a real pipeline service on 127.0.0.1:0.
+//! Scoring commands are checked against a ScoringService with nothing
+//! trained yet; scored leads and trained models need the scorer worker.
+
+mod import;
+mod reps;
+mod support;
