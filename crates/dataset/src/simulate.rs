@@ -166,7 +166,7 @@ impl Simulation {
         .collect();
         OpportunityRecord {
             pipeline: config.pipeline.clone(),
-            external_id: format!("sim-{index:08}"),
+            external_id: format!("sim-{}-{index:08}", config.seed),
             title: format!("{} for {}", capitalise(product.name), account.name),
             account: account.name,
             owner,
