@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 fn main() -> anyhow::Result<()> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["funnel/v1/pipeline.proto", "funnel/v1/scoring.proto"];
+    let files = ["funnel/v1/analytics.proto", "funnel/v1/pipeline.proto", "funnel/v1/scoring.proto"];
     // Nothing else tells cargo about the proto folder: without this every
     // build would regenerate, or none would notice a change.
     println!("cargo:rerun-if-changed={}", proto_root.display());

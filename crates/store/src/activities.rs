@@ -45,7 +45,8 @@ impl Store {
             note: new.note,
         };
         activity::Entity::insert(to_row(&stored, new.request_id)).exec_without_returning(&txn).await?;
-        txn.commit().await?;
+        let event = crate::events::new::activity_logged(&opportunity.pipeline, &stored);
+        self.commit_with_events(txn, vec![event]).await?;
         Ok(stored)
     }
 

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::activities::to_row as activity_row;
 use crate::entity::{activity, opportunity, transition};
+use crate::events::{EventKind, new as new_event};
 use crate::model::{Activity, Opportunity};
 use crate::opportunities::{to_row as opportunity_row, transition_row};
 use crate::pipelines::load as load_pipeline;
@@ -148,7 +149,11 @@ impl Store {
             }
         }
         write(&txn, &accepted, now).await?;
-        txn.commit().await?;
+        let events = accepted
+            .iter()
+            .map(|checked| new_event::opportunity_created(&checked.opportunity, EventKind::OpportunityImported))
+            .collect();
+        self.commit_with_events(txn, events).await?;
         outcome.imported = accepted.len() as u64;
         Ok(outcome)
     }

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateCoreTables),
             Box::new(SeedDefaultPipeline),
             Box::new(crate::migration_scoring::CreateScoringTables),
+            Box::new(crate::migration_events::CreateEventTables),
         ]
     }
 }

@@ -11,6 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::entity::{opportunity, transition};
+use crate::events::{self, EventKind};
 use crate::model::{HistoryRow, NewOpportunity, Opportunity, OpportunityFilter, OpportunityPatch, Page, StageCommand};
 use crate::pipelines::{corrupt, load as load_pipeline};
 use crate::time::{self, from_micros, to_micros};
@@ -97,7 +98,8 @@ impl Store {
             });
         }
         insert_transitions(&txn, opportunity.id, &[first], now).await?;
-        txn.commit().await?;
+        let event = events::new::opportunity_created(&opportunity, EventKind::OpportunityCreated);
+        self.commit_with_events(txn, vec![event]).await?;
         Ok(opportunity)
     }
 
@@ -158,6 +160,20 @@ impl Store {
         let mut opportunity = fetch(&txn, id).await?;
         check_version(&opportunity, expected_version)?;
         let OpportunityPatch { title, account, owner, amount, source, external_id, attributes } = patch;
+        let mut changed_fields = Vec::new();
+        for (name, present) in [
+            ("title", title.is_some()),
+            ("account", account.is_some()),
+            ("owner", owner.is_some()),
+            ("amount", amount.is_some()),
+            ("source", source.is_some()),
+            ("external_id", external_id.is_some()),
+            ("attributes", attributes.is_some()),
+        ] {
+            if present {
+                changed_fields.push(name);
+            }
+        }
         if let Some(title) = title {
             opportunity.title = title;
         }
@@ -202,7 +218,8 @@ impl Store {
                 });
             }
         }
-        txn.commit().await?;
+        let event = events::new::opportunity_updated(&opportunity, &changed_fields);
+        self.commit_with_events(txn, vec![event]).await?;
         Ok(opportunity)
     }
 
@@ -249,12 +266,13 @@ impl Store {
         if outcome.rows_affected != 1 {
             return Err(lost_race(id));
         }
+        let event = events::new::stage_changed(&opportunity, &row);
         insert_transitions(&txn, id, &[row], now).await.map_err(|error| match error {
             // Another writer appended the same sequence number first.
             StoreError::AlreadyExists(_) => lost_race(id),
             other => other,
         })?;
-        txn.commit().await?;
+        self.commit_with_events(txn, vec![event]).await?;
         Ok(opportunity)
     }
 

@@ -7,6 +7,7 @@ use sea_orm::{
 };
 
 use crate::entity::{opportunity, pipeline, stage};
+use crate::events::{EventKind, new as new_event};
 use crate::model::{Page, Pipeline};
 use crate::time::{from_micros, to_micros};
 use crate::{Result, Store, StoreError, page};
@@ -44,7 +45,8 @@ impl Store {
         }
         insert_stages(&txn, &def.name, def.stages()).await?;
         let created = load(&txn, def.name.as_str()).await?;
-        txn.commit().await?;
+        let event = new_event::pipeline_changed(&created, EventKind::PipelineCreated);
+        self.commit_with_events(txn, vec![event]).await?;
         Ok(created)
     }
 
@@ -145,7 +147,8 @@ impl Store {
             return Err(StoreError::Conflict(format!("pipeline {name} was changed concurrently; read it again")));
         }
         let result = load(&txn, name.as_str()).await?;
-        txn.commit().await?;
+        let event = new_event::pipeline_changed(&result, EventKind::PipelineUpdated);
+        self.commit_with_events(txn, vec![event]).await?;
         Ok(result)
     }
 }

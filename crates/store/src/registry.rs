@@ -11,6 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::entity::model_registry as model;
+use crate::events::{EventKind, new as new_event};
 use crate::jobs::{JobState, finish_job};
 use crate::pipelines::corrupt;
 use crate::time::{from_micros, to_micros};
@@ -144,7 +145,9 @@ impl Store {
             finish_job(&txn, job, JobState::Succeeded, Some(version), &new.status_reason).await?;
         }
         let record = fetch(&txn, version).await?;
-        txn.commit().await?;
+        let kind = if new.activate { EventKind::ModelActivated } else { EventKind::ModelRegistered };
+        let event = new_event::model_changed(&record, kind, from_micros(now));
+        self.commit_with_events(txn, vec![event]).await?;
         Ok(record)
     }
 
@@ -208,7 +211,9 @@ impl Store {
             .exec(&txn)
             .await?;
         let record = fetch(&txn, version).await?;
-        txn.commit().await?;
+        let activated_at = record.activated_at.unwrap_or_else(Utc::now);
+        let event = new_event::model_changed(&record, EventKind::ModelActivated, activated_at);
+        self.commit_with_events(txn, vec![event]).await?;
         Ok(record)
     }
 }

@@ -97,7 +97,7 @@ impl Store {
                 .exec_without_returning(&txn)
                 .await?;
         }
-        txn.commit().await?;
+        self.commit_with_events(txn, crate::events::new::scores_changed(scores)).await?;
         Ok(())
     }
 
