@@ -53,8 +53,10 @@ impl From<DbErr> for StoreError {
 /// Errors after which the same request may succeed: a busy SQLite file, a
 /// dropped or refused PostgreSQL connection, a failover.
 fn is_transient(message: &str) -> bool {
-    const MARKERS: [&str; 7] = [
+    const MARKERS: [&str; 9] = [
         "database is locked",
+        "error communicating with database",
+        "unexpected eof",
         "connection refused",
         "connection reset",
         "broken pipe",

@@ -127,12 +127,13 @@ async fn train_job(store: &Store, job: &RetrainJob, settings: &TrainSettings) ->
     info!(job = %job.id, pipeline = %job.pipeline, "training started");
 
     let lease_lost = Arc::new(AtomicBool::new(false));
-    let heartbeat = tokio::spawn(keep_lease(store.clone(), job.clone(), settings.clone(), lease_lost.clone()));
+    let heartbeat =
+        AbortOnDrop(tokio::spawn(keep_lease(store.clone(), job.clone(), settings.clone(), lease_lost.clone())));
     let histories = load_histories(store, &job.pipeline, None, settings.batch_size, &|_| {}).await;
     let histories = match histories {
         Ok(histories) => histories,
         Err(error) => {
-            heartbeat.abort();
+            drop(heartbeat);
             return Err(error);
         }
     };
@@ -142,7 +143,7 @@ async fn train_job(store: &Store, job: &RetrainJob, settings: &TrainSettings) ->
     let now = Utc::now();
     // CPU-bound: keep it off the async runtime.
     let training = tokio::task::spawn_blocking(move || train_model(&histories, &stages, &params, now)).await;
-    heartbeat.abort();
+    drop(heartbeat);
     if lease_lost.load(Ordering::SeqCst) {
         return Err(ScorerError::LeaseLost(job.pipeline.to_string()));
     }
@@ -185,6 +186,17 @@ async fn train_job(store: &Store, job: &RetrainJob, settings: &TrainSettings) ->
     };
     let job = store.get_retrain_job(job.id).await?;
     Ok(TrainReport { pipeline: job.pipeline.clone(), job, opportunities, seconds, outcome })
+}
+
+/// Stops the lease renewal when a run ends however it ends: a run that is
+/// cancelled (its future dropped) must not keep its lease alive forever, or
+/// no worker could ever take the pipeline over.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Renews the lease every third of its length; flags when it was lost.
