@@ -2,12 +2,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::migration::Migrator;
 use crate::{Result, StoreError};
+
+/// Key of the PostgreSQL advisory lock held while migrating ("funnel" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x66_75_6e_6e_65_6c;
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,14 +24,26 @@ pub enum Backend {
 pub struct StoreOptions {
     /// Largest number of pooled connections (default 16).
     pub max_connections: u32,
-    /// How long a request waits for a pooled connection (default 5 s).
+    /// How long a request waits for a pooled connection, or to open one
+    /// (default 2 s): while the database is down, requests fail with
+    /// UNAVAILABLE after this long.
     pub acquire_timeout: Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(2) }
     }
+}
+
+/// Connections of the pool at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Connections open, idle or in use.
+    pub open: u32,
+    pub idle: u32,
+    /// The pool's size limit.
+    pub max: u32,
 }
 
 /// A handle on the database; cheap to clone.
@@ -40,6 +55,8 @@ pub struct Store {
     /// SQLite's busy handler keeps deferred transactions from failing with
     /// SQLITE_BUSY when they upgrade to a write.
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// Bumped after every commit that appended events (see `events.rs`).
+    pub(crate) event_signal: Arc<crate::events::EventSignal>,
 }
 
 impl Store {
@@ -75,13 +92,24 @@ impl Store {
             });
         let db = Database::connect(connect_options).await.map_err(StoreError::from)?;
         let sqlite_writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Self { db, backend, sqlite_writer })
+        let event_signal = Arc::new(tokio::sync::watch::Sender::new(0));
+        Ok(Self { db, backend, sqlite_writer, event_signal })
     }
 
-    /// Applies pending migrations; safe to call on every start.
+    /// Applies pending migrations; safe to call on every start, and from
+    /// several processes at once: on PostgreSQL the replicas of a deployment
+    /// start together, so they queue on an advisory lock and migrate in one
+    /// transaction each (the later ones find nothing pending).
     pub async fn migrate(&self) -> Result<()> {
         let _writer = self.write_lock().await;
-        Migrator::up(&self.db, None).await.map_err(StoreError::from)
+        if self.backend == Backend::Sqlite {
+            return Migrator::up(&self.db, None).await.map_err(StoreError::from);
+        }
+        let txn = self.db.begin().await?;
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")).await?;
+        Migrator::up(&txn, None).await?;
+        txn.commit().await?;
+        Ok(())
     }
 
     /// Answers whether the database is reachable.
@@ -91,6 +119,21 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// How many pooled connections are open and idle now; cheap (no query).
+    pub fn pool_usage(&self) -> PoolUsage {
+        let (open, idle, max) = match self.backend {
+            Backend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+            }
+            Backend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+            }
+        };
+        PoolUsage { open, idle: u32::try_from(idle).unwrap_or(u32::MAX), max }
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

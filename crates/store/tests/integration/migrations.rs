@@ -35,3 +35,33 @@ async fn migrating_twice_changes_nothing() {
         assert_eq!(after.items.len(), 1, "the default pipeline is seeded once");
     }
 }
+
+/// The replicas of a deployment start together on an empty PostgreSQL
+/// database and all migrate; each must succeed and the schema come out once.
+#[tokio::test]
+async fn replicas_migrating_an_empty_postgres_database_at_once_all_succeed() {
+    use sea_orm::{ConnectionTrait, Database};
+    let Some(admin_url) = std::env::var(funnel_testkit::POSTGRES_URL_ENV).ok().filter(|url| !url.is_empty()) else {
+        return;
+    };
+    let name = format!("funnel_race_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(admin_url.as_str()).await.expect("connect as admin");
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create an empty database");
+    let (base, _) = admin_url.rsplit_once('/').expect("a database URL names its database");
+    let url = format!("{base}/{name}");
+
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let url = url.clone();
+        replicas.push(tokio::spawn(async move {
+            let store = funnel_store::Store::connect(&url, &funnel_store::StoreOptions::default()).await?;
+            store.migrate().await?;
+            store.list_pipelines(100, "").await
+        }));
+    }
+    for replica in replicas {
+        let pipelines = replica.await.expect("no panic").expect("every replica migrates");
+        assert_eq!(pipelines.items.len(), 1, "the default pipeline is seeded once");
+    }
+    admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.expect("drop the database");
+}
