@@ -5,13 +5,17 @@
 //! `funnel dev`) call these functions directly.
 
 pub mod client;
+pub mod dev;
 pub mod error;
+pub mod health;
 pub mod import;
 pub mod models;
 pub mod opportunities;
 pub mod output;
+pub mod report;
 pub mod simulate;
 pub mod stream;
+pub mod token;
 pub mod views;
 
 pub use client::{ACTOR_METADATA, Client, ConnectArgs, DEFAULT_SERVER};

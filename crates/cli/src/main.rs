@@ -4,11 +4,15 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use funnel_cli::dev::DevArgs;
+use funnel_cli::health::HealthArgs;
 use funnel_cli::import::ImportArgs;
 use funnel_cli::models::{ActivateArgs, ModelArgs, ModelsArgs, RetrainArgs};
 use funnel_cli::opportunities::{LeadsArgs, LeakArgs, LogArgs, MoveArgs, ReopenArgs, ShowArgs, WonArgs};
+use funnel_cli::report::ReportArgs;
 use funnel_cli::simulate::SimulateArgs;
-use funnel_cli::{CliError, Client, ConnectArgs, Format, emit, import, models, opportunities, simulate};
+use funnel_cli::token::{TokenArgs, TokenCommand};
+use funnel_cli::{CliError, Client, ConnectArgs, Format, dev, emit, import, models, opportunities, simulate};
 
 /// The funnel command: pipelines, leads and models over gRPC.
 #[derive(Debug, Parser)]
@@ -25,6 +29,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the service and the scorer on an embedded SQLite file, with demo data.
+    Dev(DevArgs),
     /// Generate a realistic funnel history; write it or load it into the server.
     Simulate(SimulateArgs),
     /// Bulk-load historical opportunities (JSON Lines, CSV or the CRM data set).
@@ -51,6 +57,12 @@ enum Command {
     Retrain(RetrainArgs),
     /// Make a model the active one of its pipeline.
     Activate(ActivateArgs),
+    /// Draw a pipeline's funnel: conversion, leakage and time per stage.
+    Report(ReportArgs),
+    /// Ask the server's gRPC health endpoint; fails unless SERVING.
+    Health(HealthArgs),
+    /// Make a token and its hash for the service's tokens file (offline).
+    Token(TokenArgs),
 }
 
 #[tokio::main]
@@ -72,14 +84,29 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli, format: Format) -> Result<(), CliError> {
     // Bars only for a person watching; they draw on stderr.
     let progress = format == Format::Human && std::io::stderr().is_terminal();
+    if let Command::Dev(args) = &cli.command {
+        return dev::run(args, progress).await;
+    }
     if let Command::Simulate(args) = &cli.command
         && !args.load
     {
         emit(&simulate::run(None, args, progress).await?, format);
         return Ok(());
     }
+    if let Command::Token(args) = &cli.command {
+        match &args.command {
+            TokenCommand::New(new) => emit(&funnel_cli::token::new_token(new)?, format),
+            TokenCommand::Hash => emit(&funnel_cli::token::hash_stdin()?, format),
+        }
+        return Ok(());
+    }
+    if let Command::Health(args) = &cli.command {
+        emit(&funnel_cli::health::health(&cli.connect, args).await?, format);
+        return Ok(());
+    }
     let client = Client::connect(&cli.connect).await?;
     match &cli.command {
+        Command::Dev(_) => {}
         Command::Simulate(args) => emit(&simulate::run(Some(&client), args, progress).await?, format),
         Command::Import(args) => emit(&import::import(&client, args, progress).await?, format),
         Command::Leads(args) => emit(&opportunities::leads(&client, args).await?, format),
@@ -93,6 +120,8 @@ async fn run(cli: Cli, format: Format) -> Result<(), CliError> {
         Command::Model(args) => emit(&models::model(&client, args).await?, format),
         Command::Retrain(args) => emit(&models::retrain(&client, args, progress).await?, format),
         Command::Activate(args) => emit(&models::activate(&client, args).await?, format),
+        Command::Report(args) => emit(&funnel_cli::report::report(&client, args).await?, format),
+        Command::Health(_) | Command::Token(_) => {}
     }
     Ok(())
 }

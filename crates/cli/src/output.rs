@@ -33,9 +33,11 @@ pub fn render<R: Report>(report: &R, format: Format) -> String {
     }
 }
 
-/// Prints the report on stdout.
+/// Prints the report on stdout. A closed pipe (`funnel leads | head`) is
+/// the reader's choice, not an error worth a panic.
 pub fn emit<R: Report>(report: &R, format: Format) {
-    println!("{}", render(report, format));
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{}", render(report, format));
 }
 
 /// A table with a header row; `right_aligned` are the numeric columns.

@@ -5,21 +5,26 @@ mod activities;
 mod connect;
 mod entity;
 mod error;
+mod events;
 mod histories;
 mod import;
 mod jobs;
 mod migration;
+mod migration_events;
 mod migration_scoring;
 mod model;
+mod movement;
 mod opportunities;
 mod page;
 mod pipelines;
 mod registry;
+mod report;
 mod scores;
 pub mod time;
 
-pub use connect::{Backend, Store, StoreOptions};
+pub use connect::{Backend, PoolUsage, Store, StoreOptions};
 pub use error::{Result, StoreError};
+pub use events::{EventFilter, EventKind, EventRecord, MAX_IDS_PER_SCORES_EVENT};
 pub use histories::OpportunityHistory;
 pub use import::{ImportActivity, ImportHistory, ImportOutcome, ImportRecord, ImportRejection, check_attributes};
 pub use jobs::{JobState, RetrainJob};
@@ -27,5 +32,9 @@ pub use model::{
     Activity, HistoryRow, NewActivity, NewOpportunity, Opportunity, OpportunityFilter, OpportunityPatch, Page,
     Pipeline, StageCommand,
 };
+pub use movement::{MovementFigures, MovementQuery};
 pub use registry::{ModelRecord, ModelStatus, NewModel, Trigger};
+pub use report::{
+    DurationFigures, FunnelFigures, MoneyFigure, ReportQuery, RotPoint, RotSource, StageFigures, WindowMode,
+};
 pub use scores::{LeadScoreRecord, ScoreFactor, ScoreFilter};

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use funnel_pipeline::MAX_MESSAGE_BYTES;
+use funnel_pipeline::{MAX_MESSAGE_BYTES, ServeOptions};
 use funnel_proto::v1::pipeline_service_client::PipelineServiceClient;
 use funnel_store::Store;
 use tokio::net::TcpListener;
@@ -32,10 +32,15 @@ impl TestServer {
     /// Serves `store` on an ephemeral port and returns once the service
     /// reports SERVING (it is NOT_SERVING until the database has answered).
     pub async fn start(store: Store) -> Self {
+        Self::start_with(store, ServeOptions::default()).await
+    }
+
+    /// [`TestServer::start`] with explicit server options (limits, ...).
+    pub async fn start_with(store: Store, options: ServeOptions) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind an ephemeral port");
         let addr = listener.local_addr().expect("a bound listener has an address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(funnel_pipeline::serve(listener, store, async move {
+        let task = tokio::spawn(funnel_pipeline::serve_with(listener, store, options, async move {
             // A dropped sender stops the server too.
             let _ = stopped.await;
         }));

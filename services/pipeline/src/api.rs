@@ -7,26 +7,43 @@ use funnel_proto::v1::{self as pb, pipeline_service_server::PipelineService};
 use funnel_store::{NewActivity, NewOpportunity, OpportunityFilter, OpportunityPatch, StageCommand, Store};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::{self, OwnerFilter, Scope};
 use crate::convert::{self as c, Checked};
 use crate::error::{domain_status, invalid_argument, store_status};
 use crate::import::import_stream;
+use crate::{analytics, watch};
 
 /// Metadata key naming who makes a change, recorded in the history.
 pub const ACTOR_METADATA: &str = "x-funnel-actor";
 
 pub struct PipelineApi {
     store: Store,
+    /// Turns true when the server shuts down; WatchEvents streams end then.
+    watchers_stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl PipelineApi {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        // Never signalled unless `stop_watchers_on` replaces it.
+        let (_, watchers_stopping) = tokio::sync::watch::channel(false);
+        Self { store, watchers_stopping }
+    }
+
+    /// Ends WatchEvents streams once `stopping` turns true.
+    pub fn stop_watchers_on(mut self, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.watchers_stopping = stopping;
+        self
     }
 }
 
 type Reply<T> = Result<Response<T>, Status>;
 
 fn actor<T>(request: &Request<T>) -> Checked<String> {
+    // With authentication on, the principal is the actor; the metadata
+    // names one only in open (dev) mode.
+    if let Some(principal) = auth::principal(request) {
+        return Ok(principal.name.clone());
+    }
     let Some(value) = request.metadata().get(ACTOR_METADATA) else { return Ok("anonymous".to_owned()) };
     let value = value.to_str().map_err(|_| invalid_argument(ACTOR_METADATA, "must be printable ASCII"))?;
     c::required_text(ACTOR_METADATA, value.to_owned(), limits::MAX_SHORT_TEXT)
@@ -94,6 +111,7 @@ impl PipelineService for PipelineApi {
 
     async fn create_opportunity(&self, request: Request<pb::CreateOpportunityRequest>) -> Reply<pb::Opportunity> {
         let actor = actor(&request)?;
+        let scope = Scope::of(&request);
         let pb::CreateOpportunityRequest {
             pipeline,
             stage,
@@ -123,13 +141,17 @@ impl PipelineService for PipelineApi {
             actor,
             note: c::text("note", note, limits::MAX_LONG_TEXT)?,
         };
+        scope.ensure_may_assign("owner", &new.owner)?;
         let created = self.store.create_opportunity(new).await.map_err(store_status)?;
         Ok(Response::new(c::opportunity_to_pb(created)))
     }
 
     async fn get_opportunity(&self, request: Request<pb::GetOpportunityRequest>) -> Reply<pb::Opportunity> {
+        let scope = Scope::of(&request);
         let pb::GetOpportunityRequest { id } = request.into_inner();
-        let found = self.store.get_opportunity(c::opportunity_id("id", &id)?).await.map_err(store_status)?;
+        let id = c::opportunity_id("id", &id)?;
+        let found = self.store.get_opportunity(id).await.map_err(store_status)?;
+        scope.ensure_owner("opportunity", id, &found.owner)?;
         Ok(Response::new(c::opportunity_to_pb(found)))
     }
 
@@ -137,9 +159,10 @@ impl PipelineService for PipelineApi {
         &self,
         request: Request<pb::ListOpportunitiesRequest>,
     ) -> Reply<pb::ListOpportunitiesResponse> {
+        let scope = Scope::of(&request);
         let pb::ListOpportunitiesRequest { pipeline, stage, status, owner, page_size, page_token } =
             request.into_inner();
-        let filter = OpportunityFilter {
+        let mut filter = OpportunityFilter {
             pipeline: if pipeline.is_empty() { None } else { Some(c::pipeline_name("pipeline", &pipeline)?) },
             stage: c::optional_stage("stage", &stage)?,
             status: c::status_filter(status)?,
@@ -148,6 +171,10 @@ impl PipelineService for PipelineApi {
         if filter.stage.is_some() && filter.pipeline.is_none() {
             return Err(invalid_argument("stage", "needs pipeline: stage keys are per pipeline"));
         }
+        let OwnerFilter::Owner(owner) = scope.owner_filter(filter.owner.take()) else {
+            return Ok(Response::new(pb::ListOpportunitiesResponse::default()));
+        };
+        filter.owner = owner;
         let page = self
             .store
             .list_opportunities(&filter, c::page_size(page_size)?, &page_token)
@@ -158,6 +185,7 @@ impl PipelineService for PipelineApi {
     }
 
     async fn update_opportunity(&self, request: Request<pb::UpdateOpportunityRequest>) -> Reply<pb::Opportunity> {
+        let scope = Scope::of(&request);
         let pb::UpdateOpportunityRequest { opportunity, update_mask } = request.into_inner();
         let Some(opportunity) = opportunity else {
             return Err(invalid_argument("opportunity", "is required"));
@@ -193,33 +221,41 @@ impl PipelineService for PipelineApi {
                 _ => patch.attributes = Some(c::attributes(opportunity.attributes.clone())?),
             }
         }
+        scope.ensure_visible(&self.store, id, "opportunity").await?;
+        if let Some(owner) = &patch.owner {
+            scope.ensure_may_assign("opportunity.owner", owner)?;
+        }
         let updated = self.store.update_opportunity(id, patch, expected_version).await.map_err(store_status)?;
         Ok(Response::new(c::opportunity_to_pb(updated)))
     }
 
     async fn move_opportunity(&self, request: Request<pb::MoveOpportunityRequest>) -> Reply<pb::Opportunity> {
         let actor = actor(&request)?;
+        let scope = Scope::of(&request);
         let pb::MoveOpportunityRequest { id, stage, etag, occurred_at, note } = request.into_inner();
         let command = Command::Move { to: c::stage_key("stage", &stage)? };
-        self.change_stage(&id, command, &etag, occurred_at, actor, note).await
+        self.change_stage(&scope, &id, command, &etag, occurred_at, actor, note).await
     }
 
     async fn leak_opportunity(&self, request: Request<pb::LeakOpportunityRequest>) -> Reply<pb::Opportunity> {
         let actor = actor(&request)?;
+        let scope = Scope::of(&request);
         let pb::LeakOpportunityRequest { id, reason, etag, occurred_at, note } = request.into_inner();
         let command = Command::Leak { reason: c::required_text("reason", reason, limits::MAX_LONG_TEXT)? };
-        self.change_stage(&id, command, &etag, occurred_at, actor, note).await
+        self.change_stage(&scope, &id, command, &etag, occurred_at, actor, note).await
     }
 
     async fn reopen_opportunity(&self, request: Request<pb::ReopenOpportunityRequest>) -> Reply<pb::Opportunity> {
         let actor = actor(&request)?;
+        let scope = Scope::of(&request);
         let pb::ReopenOpportunityRequest { id, stage, etag, occurred_at, note } = request.into_inner();
         let command = Command::Reopen { stage: c::optional_stage("stage", &stage)? };
-        self.change_stage(&id, command, &etag, occurred_at, actor, note).await
+        self.change_stage(&scope, &id, command, &etag, occurred_at, actor, note).await
     }
 
     async fn log_activity(&self, request: Request<pb::LogActivityRequest>) -> Reply<pb::Activity> {
         let actor = actor(&request)?;
+        let scope = Scope::of(&request);
         let pb::LogActivityRequest { opportunity_id, kind, occurred_at, note, request_id } = request.into_inner();
         let new = NewActivity {
             opportunity_id: c::opportunity_id("opportunity_id", &opportunity_id)?,
@@ -229,14 +265,18 @@ impl PipelineService for PipelineApi {
             note: c::text("note", note, limits::MAX_LONG_TEXT)?,
             request_id: c::optional_id_text("request_id", request_id)?,
         };
+        scope.ensure_visible(&self.store, new.opportunity_id, "opportunity").await?;
         let logged = self.store.log_activity(new).await.map_err(store_status)?;
         Ok(Response::new(c::activity_to_pb(logged)))
     }
 
     async fn list_activities(&self, request: Request<pb::ListActivitiesRequest>) -> Reply<pb::ListActivitiesResponse> {
+        let scope = Scope::of(&request);
         let pb::ListActivitiesRequest { opportunity_id, page_size, page_token } = request.into_inner();
         let id = c::opportunity_id("opportunity_id", &opportunity_id)?;
-        let page = self.store.list_activities(id, c::page_size(page_size)?, &page_token).await.map_err(store_status)?;
+        let page_size = c::page_size(page_size)?;
+        scope.ensure_visible(&self.store, id, "opportunity").await?;
+        let page = self.store.list_activities(id, page_size, &page_token).await.map_err(store_status)?;
         let activities = page.items.into_iter().map(c::activity_to_pb).collect();
         Ok(Response::new(pb::ListActivitiesResponse { activities, next_page_token: page.next_page_token }))
     }
@@ -245,9 +285,12 @@ impl PipelineService for PipelineApi {
         &self,
         request: Request<pb::ListStageHistoryRequest>,
     ) -> Reply<pb::ListStageHistoryResponse> {
+        let scope = Scope::of(&request);
         let pb::ListStageHistoryRequest { opportunity_id, page_size, page_token } = request.into_inner();
         let id = c::opportunity_id("opportunity_id", &opportunity_id)?;
-        let page = self.store.list_history(id, c::page_size(page_size)?, &page_token).await.map_err(store_status)?;
+        let page_size = c::page_size(page_size)?;
+        scope.ensure_visible(&self.store, id, "opportunity").await?;
+        let page = self.store.list_history(id, page_size, &page_token).await.map_err(store_status)?;
         let transitions = page.items.into_iter().map(c::history_to_pb).collect();
         Ok(Response::new(pb::ListStageHistoryResponse { transitions, next_page_token: page.next_page_token }))
     }
@@ -259,11 +302,35 @@ impl PipelineService for PipelineApi {
         let summary = import_stream(&self.store, request.into_inner()).await?;
         Ok(Response::new(summary))
     }
+
+    async fn get_funnel_report(&self, request: Request<pb::GetFunnelReportRequest>) -> Reply<pb::FunnelReport> {
+        let query = analytics::report_query(&self.store, request.into_inner()).await?;
+        let figures = self.store.funnel_report(&query).await.map_err(store_status)?;
+        Ok(Response::new(analytics::report_to_pb(&query, figures)))
+    }
+
+    async fn get_movement_stats(
+        &self,
+        request: Request<pb::GetMovementStatsRequest>,
+    ) -> Reply<pb::GetMovementStatsResponse> {
+        let query = analytics::movement_query(request.into_inner())?;
+        let lines = self.store.movement_stats(&query).await.map_err(store_status)?;
+        Ok(Response::new(analytics::movement_to_pb(&query, lines)))
+    }
+
+    type WatchEventsStream = watch::EventStream;
+
+    async fn watch_events(&self, request: Request<pb::WatchEventsRequest>) -> Reply<Self::WatchEventsStream> {
+        let (after, filter) = watch::start(&self.store, request.into_inner()).await?;
+        Ok(Response::new(watch::spawn(self.store.clone(), after, filter, self.watchers_stopping.clone())))
+    }
 }
 
 impl PipelineApi {
+    #[allow(clippy::too_many_arguments)]
     async fn change_stage(
         &self,
+        scope: &Scope,
         id: &str,
         command: Command,
         etag: &str,
@@ -279,6 +346,7 @@ impl PipelineApi {
             actor,
             note: c::text("note", note, limits::MAX_LONG_TEXT)?,
         };
+        scope.ensure_visible(&self.store, id, "opportunity").await?;
         let changed = self.store.change_stage(id, command).await.map_err(store_status)?;
         Ok(Response::new(c::opportunity_to_pb(changed)))
     }

@@ -1,8 +1,13 @@
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use funnel_store::StoreOptions;
+use funnel_telemetry::MetricsListen;
+
+use crate::limits::{self, ServerLimits};
+use crate::options::ServeOptions;
 
 /// Configuration of `funnel-pipeline`: flags, each also read from a
 /// `FUNNEL_*` environment variable.
@@ -21,9 +26,56 @@ pub struct Config {
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "FUNNEL_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Requests handled at once; more are answered RESOURCE_EXHAUSTED at
+    /// once instead of queueing. Health checks are exempt.
+    #[arg(long, env = "FUNNEL_MAX_CONCURRENT_REQUESTS", default_value_t = limits::DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    pub max_concurrent_requests: usize,
+    /// Seconds a unary request may run before it is answered
+    /// DEADLINE_EXCEEDED and its uncommitted work dropped; a shorter client
+    /// deadline (`grpc-timeout`) wins.
+    #[arg(long, env = "FUNNEL_REQUEST_TIMEOUT_SECS", default_value_t = limits::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    pub request_timeout_secs: u64,
+    /// Largest request or response message, in bytes.
+    #[arg(long, env = "FUNNEL_MAX_MESSAGE_BYTES", default_value_t = limits::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+    /// Milliseconds a request waits for a database connection (or to open
+    /// one) before it fails with UNAVAILABLE: how fast requests fail while
+    /// the database is down.
+    #[arg(long, env = "FUNNEL_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
+    pub db_acquire_timeout_ms: u64,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "FUNNEL_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
+    /// Address of the Prometheus endpoint (`/metrics`), or `off`.
+    #[arg(long, env = "FUNNEL_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub metrics_listen: MetricsListen,
+    /// OpenTelemetry collector to export spans to over OTLP/gRPC (e.g.
+    /// `http://otel-collector:4317`); none when unset.
+    #[arg(long, env = "FUNNEL_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// File of known tokens, one JSON object a line:
+    /// `{"name": "ana", "role": "rep", "owner": "ana", "sha256": "<hex>"}`
+    /// (roles: service, manager, ops, rep). Only hashes: `funnel token new`.
+    #[arg(long, env = "FUNNEL_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// More known tokens: `NAME:ROLE:OWNER:SHA256` entries separated by
+    /// commas (OWNER empty unless ROLE is rep).
+    #[arg(long, env = "FUNNEL_TOKENS", hide_env_values = true)]
+    pub tokens: Option<String>,
+    /// Serve without tokens on a non-loopback address anyway. Anyone who can
+    /// reach it can read and change everything.
+    #[arg(long, env = "FUNNEL_INSECURE", default_value_t = false)]
+    pub insecure: bool,
+    /// PEM certificate (chain) of the server: serve TLS.
+    #[arg(long, env = "FUNNEL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the server certificate.
+    #[arg(long, env = "FUNNEL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): demand a client certificate signed by one
+    /// (mutual TLS).
+    #[arg(long, env = "FUNNEL_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Config {
@@ -32,6 +84,14 @@ impl Config {
         if self.max_connections == 0 {
             return Err("max_connections must be at least 1".to_owned());
         }
+        if self.max_concurrent_requests == 0 || self.request_timeout_secs == 0 || self.db_acquire_timeout_ms == 0 {
+            return Err(
+                "max_concurrent_requests, request_timeout_secs and db_acquire_timeout_ms must be positive".into()
+            );
+        }
+        if self.max_message_bytes < 4096 {
+            return Err(format!("max_message_bytes must be at least 4096, got {}", self.max_message_bytes));
+        }
         if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
             return Err(format!("database_url {:?} is neither sqlite: nor postgres://", self.database_url));
         }
@@ -39,7 +99,20 @@ impl Config {
     }
 
     pub fn store_options(&self) -> StoreOptions {
-        StoreOptions { max_connections: self.max_connections, ..StoreOptions::default() }
+        StoreOptions {
+            max_connections: self.max_connections,
+            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+        }
+    }
+
+    /// The server's limits and other options.
+    pub fn serve_options(&self) -> ServeOptions {
+        let limits = ServerLimits {
+            max_concurrent_requests: self.max_concurrent_requests,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            max_message_bytes: self.max_message_bytes,
+        };
+        ServeOptions { limits, ..ServeOptions::default() }
     }
 
     pub fn shutdown_grace(&self) -> Duration {

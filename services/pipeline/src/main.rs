@@ -1,25 +1,33 @@
 use anyhow::Context;
 use clap::Parser;
-use funnel_pipeline::{Config, serve};
+use funnel_pipeline::{Config, Security, serve_with};
 use funnel_store::Store;
+use funnel_telemetry::TracingOptions;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    init_tracing(config.log_json);
+    let _tracing = funnel_telemetry::init_tracing(&TracingOptions {
+        service_name: "funnel-pipeline",
+        json: config.log_json,
+        otlp_endpoint: config.otlp_endpoint.clone(),
+    })?;
     config.validate().map_err(anyhow::Error::msg)?;
+    // Before the database: a server that would be exposed refuses at once.
+    let security = Security::from_config(&config)?;
+    security.check_exposure(config.listen)?;
 
     let store =
         Store::connect(&config.database_url, &config.store_options()).await.context("connecting to the database")?;
     store.migrate().await.context("migrating the database")?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    funnel_telemetry::start_metrics_endpoint(config.metrics_listen, funnel_pipeline::metrics::registry()).await?;
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(serve(listener, store, async {
+    let mut server = tokio::spawn(serve_with(listener, store, config.serve_options().with_security(security), async {
         let _ = stopped.await;
     }));
     tokio::select! {
@@ -43,15 +51,5 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
-    }
-}
-
-fn init_tracing(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }

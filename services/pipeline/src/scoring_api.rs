@@ -7,6 +7,7 @@ use funnel_scoring::TrainedModel;
 use funnel_store::{JobState, LeadScoreRecord, ModelRecord, ModelStatus, RetrainJob, ScoreFilter, Store, Trigger};
 use tonic::{Request, Response, Status};
 
+use crate::auth::{OwnerFilter, Scope};
 use crate::convert::{self as c, timestamp};
 use crate::error::{invalid_argument, store_status};
 
@@ -40,14 +41,19 @@ fn version(value: i64) -> Result<i64, Status> {
 #[tonic::async_trait]
 impl ScoringService for ScoringApi {
     async fn get_lead_score(&self, request: Request<pb::GetLeadScoreRequest>) -> Reply<pb::LeadScore> {
+        let scope = Scope::of(&request);
         let pb::GetLeadScoreRequest { opportunity_id, as_of } = request.into_inner();
         let id = c::opportunity_id("opportunity_id", &opportunity_id)?;
         let as_of = c::optional_time("as_of", as_of.as_ref())?;
+        // Hidden exactly as the store reports a missing score.
+        let hidden_as = if as_of.is_some() { "score as of that time for opportunity" } else { "score for opportunity" };
+        scope.ensure_visible(&self.store, id, hidden_as).await?;
         let score = self.store.lead_score(id, as_of).await.map_err(store_status)?;
         Ok(Response::new(score_to_pb(score)))
     }
 
     async fn list_lead_scores(&self, request: Request<pb::ListLeadScoresRequest>) -> Reply<pb::ListLeadScoresResponse> {
+        let scope = Scope::of(&request);
         let pb::ListLeadScoresRequest {
             pipeline,
             owner,
@@ -58,7 +64,7 @@ impl ScoringService for ScoringApi {
             page_size,
             page_token,
         } = request.into_inner();
-        let filter = ScoreFilter {
+        let mut filter = ScoreFilter {
             pipeline: (!pipeline.is_empty())
                 .then(|| c::pipeline_name("pipeline", &pipeline).map(|name| name.to_string()))
                 .transpose()?,
@@ -68,8 +74,12 @@ impl ScoringService for ScoringApi {
             min_probability: probability("min_probability", min_probability)?,
             max_probability: probability("max_probability", max_probability)?,
         };
-        let page =
-            self.store.list_scores(&filter, c::page_size(page_size)?, &page_token).await.map_err(store_status)?;
+        let page_size = c::page_size(page_size)?;
+        let OwnerFilter::Owner(owner) = scope.owner_filter(filter.owner.take()) else {
+            return Ok(Response::new(pb::ListLeadScoresResponse::default()));
+        };
+        filter.owner = owner;
+        let page = self.store.list_scores(&filter, page_size, &page_token).await.map_err(store_status)?;
         let scores = page.items.into_iter().map(score_to_pb).collect();
         Ok(Response::new(pb::ListLeadScoresResponse { scores, next_page_token: page.next_page_token }))
     }

@@ -2,9 +2,11 @@
 //! stage history, scores every open opportunity, explains each score and
 //! flags likely leaks. Reads and writes only through `funnel-store`.
 
+pub mod config;
 mod convert;
 mod error;
 pub mod gate;
+pub mod metrics;
 pub mod report;
 mod score;
 mod train;

@@ -2,71 +2,24 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use funnel_domain::PipelineName;
-use funnel_scorer::{TrainSettings, WorkerConfig, all_pipelines, report, run, score_pipeline, train_now};
+use funnel_scorer::config::{Cli, Command};
+use funnel_scorer::{TrainSettings, WorkerConfig, all_pipelines, metrics, report, run, score_pipeline, train_now};
 use funnel_scoring::TrainParams;
 use funnel_store::{Store, StoreOptions, Trigger};
+use funnel_telemetry::TracingOptions;
 use indicatif::{ProgressBar, ProgressStyle};
-use tracing_subscriber::EnvFilter;
-
-/// The funnel scoring worker.
-#[derive(Debug, Parser)]
-#[command(name = "funnel-scorer", version)]
-struct Cli {
-    /// Database URL: `sqlite://FILE?mode=rwc` or `postgres://...`.
-    #[arg(long, env = "FUNNEL_DATABASE_URL", default_value = "sqlite://funnel.db?mode=rwc", global = true)]
-    database_url: String,
-    /// Only this pipeline (default: every pipeline).
-    #[arg(long, env = "FUNNEL_PIPELINE", global = true)]
-    pipeline: Option<String>,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
-    json: bool,
-    /// Fewer advanced or leaked examples than this: no model, stage baselines.
-    #[arg(long, env = "FUNNEL_MIN_EXAMPLES_PER_CLASS", default_value_t = 40, global = true)]
-    min_examples_per_class: usize,
-    /// Precision for leaks the flag threshold aims at.
-    #[arg(long, env = "FUNNEL_LEAK_PRECISION", default_value_t = 0.8, global = true)]
-    leak_precision: f64,
-    /// How much worse than the active model's AUC a new one may be and still replace it.
-    #[arg(long, env = "FUNNEL_AUC_TOLERANCE", default_value_t = 0.01, global = true)]
-    auc_tolerance: f64,
-    /// Opportunities read and scored per batch.
-    #[arg(long, env = "FUNNEL_BATCH_SIZE", default_value_t = 2000, global = true)]
-    batch_size: u64,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// One training run per pipeline; prints the metrics table.
-    Train,
-    /// Rescore every open opportunity, in batches.
-    Score,
-    /// Daemon: scheduled and queued retraining, periodic rescoring.
-    Run {
-        /// Cron schedule of retraining (sec min hour day month weekday), UTC.
-        #[arg(long, env = "FUNNEL_TRAIN_CRON", default_value = "0 0 3 * * *")]
-        train_cron: String,
-        /// Rescore at least every this many seconds.
-        #[arg(long, env = "FUNNEL_SCORE_EVERY_SECS", default_value_t = 300)]
-        score_every_secs: u64,
-        /// Queue a retrain once this many new outcomes arrived (0 = never).
-        #[arg(long, env = "FUNNEL_RETRAIN_AFTER_OUTCOMES", default_value_t = 500)]
-        retrain_after_outcomes: u64,
-        /// Seconds between looks for jobs and changes.
-        #[arg(long, env = "FUNNEL_POLL_SECS", default_value_t = 5)]
-        poll_secs: u64,
-    },
-}
+use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let _tracing = funnel_telemetry::init_tracing(&TracingOptions {
+        service_name: "funnel-scorer",
+        json: cli.log_json,
+        otlp_endpoint: cli.otlp_endpoint.clone(),
+    })?;
     let store = Store::connect(&cli.database_url, &StoreOptions::default()).await.context("connecting")?;
     store.migrate().await.context("migrating")?;
     let pipelines = match &cli.pipeline {
@@ -114,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", report::score_table(&reports));
             }
         }
-        Command::Run { train_cron, score_every_secs, retrain_after_outcomes, poll_secs } => {
+        Command::Run { train_cron, score_every_secs, retrain_after_outcomes, poll_secs, metrics_listen } => {
             let config = WorkerConfig {
                 train: settings,
                 train_schedule: cron::Schedule::from_str(&train_cron)
@@ -123,11 +76,21 @@ async fn main() -> anyhow::Result<()> {
                 retrain_after_outcomes,
                 poll_every: Duration::from_secs(poll_secs.max(1)),
             };
-            run(store, config, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+            funnel_telemetry::start_metrics_endpoint(metrics_listen, metrics::registry()).await?;
+            run(store, config, shutdown_signal()).await?;
         }
     }
     Ok(())
+}
+
+/// SIGTERM (what Kubernetes and compose send) or Ctrl-C.
+async fn shutdown_signal() {
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }

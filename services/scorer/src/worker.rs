@@ -12,6 +12,7 @@ use funnel_store::{Store, Trigger};
 use tracing::{info, warn};
 
 use crate::error::Result;
+use crate::metrics;
 use crate::score::score_pipeline;
 use crate::train::{TrainSettings, run_job};
 
@@ -44,6 +45,7 @@ pub async fn run(store: Store, config: WorkerConfig, shutdown: impl Future<Outpu
     info!(worker = %config.train.worker, next_training = ?next_training, "scorer running");
     loop {
         if let Err(error) = tick(&store, &config, &mut next_training, &mut clocks).await {
+            metrics::record_tick_failure();
             warn!(%error, "scorer tick failed; retrying");
         }
         tokio::select! {
@@ -63,6 +65,7 @@ async fn tick(
 ) -> Result<()> {
     let now = Utc::now();
     let pipelines = all_pipelines(store).await?;
+    metrics::record_queued_jobs(store.queued_jobs().await?);
     if next_training.is_some_and(|due| due <= now) {
         for pipeline in &pipelines {
             store.queue_retrain(pipeline, Trigger::Schedule, None).await?;
@@ -84,7 +87,9 @@ async fn tick(
         store.claim_retrain_job(&config.train.worker, config.train.lease, config.train.max_attempts).await?
     {
         let pipeline = job.pipeline.clone();
-        run_job(store, job, &config.train).await?;
+        let result = run_job(store, job, &config.train).await;
+        metrics::record_training(&pipeline, &result);
+        result?;
         // A new model changes every score of its pipeline.
         clocks.entry(pipeline).or_default().last_scored = None;
     }
@@ -98,6 +103,8 @@ async fn tick(
         if due || changed {
             let report = score_pipeline(store, pipeline, config.train.batch_size, now, &|_| {}).await?;
             info!(%pipeline, scored = report.scored, flagged = report.flagged, model = report.model_version, "rescored");
+            metrics::record_scoring(&report);
+            metrics::record_active_model(pipeline, store.active_model(pipeline).await?.as_ref());
             clock.last_scored = Some(now);
             clock.scored_change = last_change;
         }

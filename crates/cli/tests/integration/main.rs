@@ -2,6 +2,9 @@
 //! Scoring commands are checked against a ScoringService with nothing
 //! trained yet; scored leads and trained models need the scorer worker.
 
+mod dev;
+mod health;
 mod import;
 mod reps;
 mod support;
+mod tokens;

@@ -42,7 +42,7 @@ impl TestServer {
     }
 
     pub async fn client_as(&self, actor: Option<&str>) -> Client {
-        let args = ConnectArgs { server: self.url(), actor: actor.map(str::to_owned) };
+        let args = ConnectArgs { server: self.url(), actor: actor.map(str::to_owned), ..ConnectArgs::default() };
         Client::connect(&args).await.expect("client connects to the test server")
     }
 

@@ -5,5 +5,6 @@
 mod conflicts;
 mod import;
 mod migrations;
+mod properties;
 mod replay;
 mod support;

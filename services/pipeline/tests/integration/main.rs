@@ -3,12 +3,21 @@
 //! `FUNNEL_TEST_DATABASE_URL` is set.
 
 mod activities;
+mod auth;
 mod bad_input;
 mod concurrency;
+mod crash;
+mod db_faults;
+mod events;
+mod fuzz;
 mod import;
 mod lifecycle;
+mod limits;
 mod listing;
+mod observability;
 mod pipelines;
+mod report;
 mod service;
 mod support;
+mod tls;
 mod update;
