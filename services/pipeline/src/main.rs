@@ -3,8 +3,8 @@ use clap::Parser;
 use funnel_pipeline::{Config, Security, serve_with};
 use funnel_store::Store;
 use funnel_telemetry::TracingOptions;
+use funnel_telemetry::shutdown_signal;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
 #[tokio::main]
@@ -41,15 +41,4 @@ async fn main() -> anyhow::Result<()> {
         () = shutdown_signal() => warn!("second signal; exiting at once"),
     }
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
 }

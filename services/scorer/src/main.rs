@@ -9,8 +9,8 @@ use funnel_scorer::{TrainSettings, WorkerConfig, all_pipelines, metrics, report,
 use funnel_scoring::TrainParams;
 use funnel_store::{Store, StoreOptions, Trigger};
 use funnel_telemetry::TracingOptions;
+use funnel_telemetry::shutdown_signal;
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -81,16 +81,4 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// SIGTERM (what Kubernetes and compose send) or Ctrl-C.
-async fn shutdown_signal() {
-    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
 }
