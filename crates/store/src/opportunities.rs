@@ -136,16 +136,8 @@ impl Store {
             query = query.filter(opportunity::Column::Id.gt(after));
         }
         let rows = query.limit(u64::from(page_size) + 1).all(&self.db).await?;
-        let has_more = rows.len() > page_size as usize;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows.into_iter().take(page_size as usize) {
-            items.push(from_row(row)?);
-        }
-        let next_page_token = match items.last() {
-            Some(last) if has_more => page::encode(&scope, &last.id.to_string()),
-            _ => String::new(),
-        };
-        Ok(Page { items, next_page_token })
+        let items = rows.into_iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        Ok(page::finish(items, page_size, &scope, |last| last.id.to_string()))
     }
 
     /// Changes descriptive fields; stage and status are untouched.
@@ -291,16 +283,8 @@ impl Store {
             .limit(u64::from(page_size) + 1)
             .all(&self.db)
             .await?;
-        let has_more = rows.len() > page_size as usize;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows.into_iter().take(page_size as usize) {
-            items.push(history_from_row(row)?);
-        }
-        let next_page_token = match items.last() {
-            Some(last) if has_more => page::encode(&scope, &last.transition.sequence.to_string()),
-            _ => String::new(),
-        };
-        Ok(Page { items, next_page_token })
+        let items = rows.into_iter().map(history_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(page::finish(items, page_size, &scope, |last| last.transition.sequence.to_string()))
     }
 
     async fn find_by_request_id(&self, request_id: &str) -> Result<Option<Opportunity>> {

@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use funnel_domain::DomainError;
 
-use crate::Result;
+use crate::{Page, Result};
 
 /// Encodes `key` (the last item of a page) for the filters `scope`.
 pub fn encode(scope: &str, key: &str) -> String {
@@ -33,6 +33,19 @@ pub fn decode(scope: &str, token: &str) -> Result<Option<String>> {
     Ok(Some(key.to_owned()))
 }
 
+/// Cuts the `page_size + 1` rows a keyset query fetched into a page: the
+/// extra row only tells that another page exists, and `key` of the last item
+/// shown is where it starts.
+pub fn finish<T>(mut items: Vec<T>, page_size: u32, scope: &str, key: impl Fn(&T) -> String) -> Page<T> {
+    let has_more = items.len() > page_size as usize;
+    items.truncate(page_size as usize);
+    let next_page_token = match items.last() {
+        Some(last) if has_more => encode(scope, &key(last)),
+        _ => String::new(),
+    };
+    Page { items, next_page_token }
+}
+
 /// FNV-1a: stable across builds, unlike std's hasher.
 fn fingerprint(scope: &str) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -54,5 +67,14 @@ mod tests {
         assert!(decode("pipeline=other", &token).is_err());
         assert!(decode("pipeline=sales", "%%%").is_err());
         assert_eq!(decode("anything", "").expect("first page"), None);
+    }
+
+    #[test]
+    fn the_extra_row_becomes_the_next_page_token_and_is_not_shown() {
+        let page = finish(vec![1, 2, 3], 2, "numbers", |last| last.to_string());
+        assert_eq!(page.items, [1, 2]);
+        assert_eq!(decode("numbers", &page.next_page_token).expect("own token"), Some("2".to_owned()));
+        let last = finish(vec![1, 2], 2, "numbers", |last| last.to_string());
+        assert!(last.next_page_token.is_empty(), "no extra row: last page");
     }
 }

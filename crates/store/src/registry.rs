@@ -181,16 +181,8 @@ impl Store {
             query = query.filter(model::Column::Version.lt(before));
         }
         let rows = query.limit(u64::from(page_size) + 1).all(&self.db).await?;
-        let has_more = rows.len() > page_size as usize;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows.into_iter().take(page_size as usize) {
-            items.push(from_row(row)?);
-        }
-        let next_page_token = match items.last() {
-            Some(last) if has_more => page::encode(&scope, &last.version.to_string()),
-            _ => String::new(),
-        };
-        Ok(Page { items, next_page_token })
+        let items = rows.into_iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        Ok(page::finish(items, page_size, &scope, |last| last.version.to_string()))
     }
 
     /// Makes a model its pipeline's active one, retiring the current one.
