@@ -1,40 +1,28 @@
 //! A `TestServer` fixture and helpers to run the built `funnel` binary.
 
-use std::net::SocketAddr;
 use std::process::Output;
 
 use funnel_cli::{Client, ConnectArgs};
 use funnel_proto::v1 as pb;
-use funnel_store::Store;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use funnel_testkit::TestDatabase;
 
+/// The real pipeline service (`funnel_testkit::TestServer`) on a fresh
+/// SQLite file, plus ways to run the `funnel` binary against it.
 pub struct TestServer {
-    address: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
-    _database_dir: tempfile::TempDir,
+    server: funnel_testkit::TestServer,
+    _database: TestDatabase,
 }
 
 impl TestServer {
     /// The pipeline service on an ephemeral port over a fresh SQLite file.
     pub async fn start() -> TestServer {
-        let database_dir = tempfile::tempdir().expect("temp dir for the database");
-        let url = format!("sqlite://{}/t.db?mode=rwc", database_dir.path().display());
-        let store = Store::connect(&url, &Default::default()).await.expect("sqlite store connects");
-        store.migrate().await.expect("migrations apply");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("ephemeral port binds");
-        let address = listener.local_addr().expect("bound listener has an address");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(funnel_pipeline::serve(listener, store, async {
-            let _ = stopped.await;
-        }));
-        TestServer { address, stop: Some(stop), task: Some(task), _database_dir: database_dir }
+        let database = TestDatabase::sqlite();
+        let server = funnel_testkit::TestServer::start(database.store().await).await;
+        TestServer { server, _database: database }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("http://{}", self.server.addr())
     }
 
     pub async fn client(&self) -> Client {
@@ -46,13 +34,8 @@ impl TestServer {
         Client::connect(&args).await.expect("client connects to the test server")
     }
 
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("server task joins").expect("server stops cleanly");
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 
     /// Runs `funnel --server <this> ARGS...` and waits for it.
