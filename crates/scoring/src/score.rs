@@ -98,12 +98,13 @@ pub fn score(
     let (down, up): (Vec<Factor>, Vec<Factor>) = factors.into_iter().partition(|factor| factor.contribution < 0.0);
 
     let p_advance = sigmoid(log_odds);
-    let leak_flag = p_advance < model.leak_threshold.threshold;
     let mut reasons = Vec::new();
-    if leak_flag {
+    if p_advance < model.leak_threshold.threshold {
         reasons.push(ReasonCode::LowScore);
     }
     reasons.extend(history_reasons(&model.baseline, &current));
+    // Either signal flags a leak: a low score, or sitting past the rot point.
+    let leak_flag = reasons.iter().any(|reason| matches!(reason, ReasonCode::LowScore | ReasonCode::StaleInStage));
     if !model.converged {
         reasons.push(ReasonCode::ModelNotConverged);
     }
@@ -120,8 +121,9 @@ pub fn score(
 }
 
 /// Cold-start score: the stage's historical advance rate (0.5 for a stage
-/// never seen), always with `INSUFFICIENT_DATA`. Never flags a leak, since
-/// there is no validated threshold.
+/// never seen), always with `INSUFFICIENT_DATA`. Flags a leak only for time
+/// past the stage's rot point: without a model there is no validated
+/// probability threshold.
 pub fn baseline_only_score(
     baseline: &StageBaseline,
     history: &OpportunityHistory,
@@ -132,12 +134,13 @@ pub fn baseline_only_score(
     let p_advance = baseline.rate(&current.stage);
     let mut reasons = vec![ReasonCode::InsufficientData];
     reasons.extend(history_reasons(baseline, &current));
+    let leak_flag = reasons.contains(&ReasonCode::StaleInStage);
     Ok(Score {
         p_win_estimate: p_advance * baseline.later_conversion(&current.stage),
         stage: current.stage,
         days_in_stage: current.days_in_stage,
         p_advance,
-        leak_flag: false,
+        leak_flag,
         reasons,
         factors_down: Vec::new(),
         factors_up: Vec::new(),
