@@ -2,6 +2,7 @@
 //! Scoring commands are checked against a ScoringService with nothing
 //! trained yet; scored leads and trained models need the scorer worker.
 
+mod crm_scoring;
 mod dev;
 mod health;
 mod import;
