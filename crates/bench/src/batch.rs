@@ -1,0 +1,296 @@
+//! B5-B7: training against scikit-learn, rescoring against COPY, the funnel
+//! report against one hand-written query; and the child processes they run.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use funnel_domain::PipelineName;
+use funnel_proto::v1 as pb;
+use funnel_scorer::{TrainSettings, load_histories, score_pipeline, train_now};
+use funnel_scoring::{
+    Example, FeatureRow, FeatureSpec, OpportunityHistory, SnapshotPlan, StageInfo, TrainParams, build_examples,
+    fit_logistic, roc_auc, train_model,
+};
+use funnel_store::{Store, StoreOptions, Trigger};
+use linfa::ParamGuard;
+use ndarray::{Array2, Axis, Slice};
+
+use crate::anchors;
+use crate::context::Bench;
+use crate::results::{Comparison, Goal};
+use crate::system::{self, psql};
+
+/// The L2 weight both sides fit with (the middle of funnel's grid).
+const ALPHA: f64 = 1.0;
+const HISTORY_BATCH: u64 = 2_000;
+
+fn sales() -> anyhow::Result<PipelineName> {
+    Ok(PipelineName::parse("pipeline", "sales")?)
+}
+
+async fn stages(store: &Store) -> anyhow::Result<Vec<StageInfo>> {
+    let pipeline = store.get_pipeline(&sales()?).await?;
+    Ok(pipeline
+        .def
+        .stages()
+        .iter()
+        .map(|stage| StageInfo { key: stage.key.to_string(), rot_after_days: stage.rot_after_days })
+        .collect())
+}
+
+/// The examples `train_model` would build, in its (time) order.
+fn ordered_examples(histories: &[OpportunityHistory], stages: &[StageInfo]) -> anyhow::Result<Vec<Example>> {
+    let mut examples = build_examples(histories, stages, SnapshotPlan { every_days: 7, max_per_visit: 8 }, Utc::now())?;
+    examples.sort_by(|a, b| {
+        (a.snapshot_at, &a.opportunity_id, a.snapshot_index, &a.stage).cmp(&(
+            b.snapshot_at,
+            &b.opportunity_id,
+            b.snapshot_index,
+            &b.stage,
+        ))
+    });
+    Ok(examples)
+}
+
+/// Writes a float64 matrix as `.npy` (format 1.0, C order).
+fn write_npy(path: &Path, values: &[f64], shape: &[usize]) -> anyhow::Result<()> {
+    let shape_text = match shape {
+        [rows] => format!("({rows},)"),
+        dims => format!("({})", dims.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}");
+    // Magic (6) + version (2) + length (2) + header, padded to 64 bytes.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    file.write_all(b"\x93NUMPY\x01\x00")?;
+    file.write_all(&u16::try_from(header.len())?.to_le_bytes())?;
+    file.write_all(header.as_bytes())?;
+    for value in values {
+        file.write_all(&value.to_le_bytes())?;
+    }
+    file.flush()?;
+    Ok(())
+}
+
+pub async fn b5(bench: &mut Bench) -> anyhow::Result<()> {
+    println!("B5: training (linfa-logistic via funnel_scoring::fit_logistic) vs scikit-learn lbfgs");
+    bench.postgres().await?;
+    let Some(loaded) = bench.postgres.as_ref() else { return Ok(()) };
+    let settings = bench.settings.clone();
+    let histories = load_histories(&loaded.store, &sales()?, None, HISTORY_BATCH, &|_| {}).await?;
+    let stages = stages(&loaded.store).await?;
+    let mut examples = ordered_examples(&histories, &stages)?;
+    drop(histories);
+    let available = examples.len();
+    examples.truncate(settings.examples);
+    let cut = examples.len() * 4 / 5;
+    let params = TrainParams::default().check()?;
+    let train_rows: Vec<&FeatureRow> = examples[..cut].iter().map(|example| &example.row).collect();
+    let all_rows: Vec<&FeatureRow> = examples.iter().map(|example| &example.row).collect();
+    let spec = FeatureSpec::fit(
+        &train_rows,
+        &funnel_scoring::EncodingParams { min_category_count: 5, max_categories: 20, numeric_attribute_share: 0.9 },
+    );
+    let x: Array2<f64> = spec.transform_all(&all_rows);
+    let labels: Vec<bool> = examples.iter().map(|example| example.advanced).collect();
+    drop(examples);
+    let (rows, width) = x.dim();
+    println!("  {rows} examples ({available} available) x {width} features, {cut} to train");
+    let dir = std::env::temp_dir().join("funnel-bench-b5");
+    std::fs::create_dir_all(&dir)?;
+    let (x_path, y_path) = (dir.join("x.npy"), dir.join("y.npy"));
+    let flat: Vec<f64> = x.iter().copied().collect();
+    write_npy(&x_path, &flat, &[rows, width])?;
+    drop(flat);
+    let y: Vec<f64> = labels.iter().map(|label| f64::from(u8::from(*label))).collect();
+    write_npy(&y_path, &y, &[rows])?;
+    let x_train = x.slice_axis(Axis(0), Slice::from(..cut)).to_owned();
+    let x_test = x.slice_axis(Axis(0), Slice::from(cut..)).to_owned();
+    let (y_train, y_test) = labels.split_at(cut);
+
+    let mut comparison = Comparison::new(
+        "B5",
+        &format!("fit_logistic (linfa-logistic 0.8.1), {cut} x {width}, alpha {ALPHA}"),
+        "scikit-learn LogisticRegression(lbfgs, C=1/alpha) on the exported matrix",
+        "s",
+        Goal::AtMost(1.5),
+    );
+    let mut auc_gaps = Vec::new();
+    let mut versions = String::new();
+    for _ in 0..settings.pairs {
+        let anchor = anchors::sklearn_fit(&x_path, &y_path, cut, ALPHA)?;
+        let started = Instant::now();
+        let fit = fit_logistic(&x_train, y_train, ALPHA, &params)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let auc = roc_auc(&fit.probabilities(&x_test), y_test).unwrap_or(f64::NAN);
+        println!(
+            "    funnel: {seconds:.2} s, {} iterations, converged {}, AUC {auc:.4}; scikit-learn: {:.2} s, {} iterations, AUC {:.4}",
+            fit.iterations, fit.converged, anchor.seconds, anchor.iterations, anchor.auc
+        );
+        auc_gaps.push((auc - anchor.auc).abs());
+        versions = format!("scikit-learn {}, numpy {}", anchor.sklearn, anchor.numpy);
+        comparison.push(seconds, anchor.seconds);
+    }
+    let gap = auc_gaps.iter().copied().fold(0.0, f64::max);
+    comparison.notes = format!(
+        "{rows} examples from {} opportunities; held-out AUC gap {gap:.4} ({}); {versions}",
+        settings.opportunities,
+        if gap <= 0.002 { "within 0.002" } else { "**over 0.002**" }
+    );
+    bench.results.comparisons.push(comparison);
+    Ok(())
+}
+
+/// Makes sure the pipeline has an active model, so scoring uses one.
+async fn ensure_active_model(store: &Store) -> anyhow::Result<()> {
+    let pipeline = sales()?;
+    if store.active_model(&pipeline).await?.is_some() {
+        return Ok(());
+    }
+    let report = train_now(store, &pipeline, Trigger::Manual, &TrainSettings::default()).await?;
+    if let funnel_scorer::TrainOutcome::Registered { model, .. } = report.outcome
+        && store.active_model(&pipeline).await?.is_none()
+    {
+        store.activate_model(model.version, "benchmark").await?;
+    }
+    Ok(())
+}
+
+/// What `score-child` prints.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ScoreChild {
+    pub scored: u64,
+    pub seconds: f64,
+    pub peak_rss_kib: u64,
+}
+
+/// Rescoring as its own process, so its peak RSS is its own.
+pub async fn score_child(database_url: &str) -> anyhow::Result<()> {
+    let store = Store::connect(database_url, &StoreOptions::default()).await?;
+    let report = score_pipeline(&store, &sales()?, HISTORY_BATCH, Utc::now(), &|_| {}).await?;
+    let (_, peak) = system::memory_kib(std::process::id());
+    let line = ScoreChild { scored: report.scored, seconds: report.seconds, peak_rss_kib: peak };
+    println!("{}", serde_json::to_string(&line)?);
+    Ok(())
+}
+
+/// Training in a loop until killed (B8's background load).
+pub async fn train_child(database_url: &str) -> anyhow::Result<()> {
+    let store = Store::connect(database_url, &StoreOptions::default()).await?;
+    let stages = stages(&store).await?;
+    loop {
+        let histories = load_histories(&store, &sales()?, None, HISTORY_BATCH, &|_| {}).await?;
+        let stages = stages.clone();
+        tokio::task::spawn_blocking(move || train_model(&histories, &stages, &TrainParams::default(), Utc::now()))
+            .await??;
+    }
+}
+
+pub async fn b6(bench: &mut Bench) -> anyhow::Result<()> {
+    println!("B6: rescoring every open opportunity vs COPY of the same score rows");
+    bench.postgres().await?;
+    let Some(loaded) = bench.postgres.as_ref() else { return Ok(()) };
+    let settings = bench.settings.clone();
+    ensure_active_model(&loaded.store).await?;
+    let url = loaded.url.clone();
+    psql(
+        &url,
+        "CREATE TABLE IF NOT EXISTS bench_score_history (LIKE score_history INCLUDING ALL); \
+         CREATE TABLE IF NOT EXISTS bench_current_scores (LIKE current_scores INCLUDING ALL)",
+    )?;
+    let dir = std::env::temp_dir().join("funnel-bench-b6");
+    std::fs::create_dir_all(&dir)?;
+    let (history_file, current_file) = (dir.join("score_history.copy"), dir.join("current_scores.copy"));
+    let script = dir.join("copy.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "\\copy bench_score_history FROM '{}'\n\\copy bench_current_scores FROM '{}'\n",
+            history_file.display(),
+            current_file.display()
+        ),
+    )?;
+    let mut comparison = Comparison::new(
+        "B6",
+        "score_pipeline on every open opportunity (read, featurize, predict, write), own process",
+        "psql \\copy of the same score_history + current_scores rows",
+        "opportunities/s",
+        Goal::AtLeast(0.5),
+    );
+    let mut peaks = Vec::new();
+    let mut scored = 0;
+    for _ in 0..settings.pairs {
+        let output = Command::new(std::env::current_exe()?).args(["score-child", "--database-url", &url]).output()?;
+        if !output.status.success() {
+            bail!("score-child failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let child: ScoreChild = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+            .with_context(|| format!("score-child printed {stdout:?}"))?;
+        scored = child.scored;
+        peaks.push(child.peak_rss_kib as f64 / 1024.0);
+        // The rows that run wrote, as the anchor's input.
+        psql(
+            &url,
+            &format!(
+                "\\copy (SELECT * FROM score_history ORDER BY id DESC LIMIT {}) TO '{}'",
+                child.scored,
+                history_file.display()
+            ),
+        )?;
+        psql(
+            &url,
+            &format!("\\copy (SELECT * FROM current_scores WHERE pipeline = 'sales') TO '{}'", current_file.display()),
+        )?;
+        psql(&url, "TRUNCATE bench_score_history, bench_current_scores")?;
+        let anchor_seconds = system::psql_file(&url, &script)?.as_secs_f64();
+        comparison.push(child.scored as f64 / child.seconds, child.scored as f64 / anchor_seconds);
+    }
+    let peak = peaks.iter().copied().fold(0.0, f64::max);
+    comparison.notes = format!(
+        "{scored} open opportunities; scorer peak RSS {peak:.0} MiB ({})",
+        if peak <= 512.0 { "<= 512 MiB" } else { "**over 512 MiB**" }
+    );
+    bench.results.comparisons.push(comparison);
+    bench.note(
+        "scorer peak RSS (B6, VmHWM)",
+        format!("{} MiB per run", peaks.iter().map(|peak| format!("{peak:.0}")).collect::<Vec<_>>().join(", ")),
+    );
+    Ok(())
+}
+
+pub async fn b7(bench: &mut Bench) -> anyhow::Result<()> {
+    println!("B7: GetFunnelReport vs one hand-written SQL query in psql");
+    bench.postgres().await?;
+    let Some(loaded) = bench.postgres.as_ref() else { return Ok(()) };
+    let settings = bench.settings.clone();
+    let transitions = psql(&loaded.url, "SELECT COUNT(*) FROM transitions")?;
+    let mut client = loaded.server.client().await?;
+    let request = pb::GetFunnelReportRequest { pipeline: "sales".to_owned(), ..Default::default() };
+    // Warm both up once: the first run reads the tables into the cache.
+    client.get_funnel_report(request.clone()).await?;
+    anchors::psql_script_seconds(&loaded.url, "b7_report.sql")?;
+    let mut comparison = Comparison::new(
+        "B7",
+        "GetFunnelReport via gRPC (pipeline sales, all time)",
+        "psql -f bench/b7_report.sql (the same aggregates, one query)",
+        "s",
+        Goal::AtMost(1.5),
+    );
+    for _ in 0..settings.pairs {
+        let anchor = anchors::psql_script_seconds(&loaded.url, "b7_report.sql")?;
+        let started = Instant::now();
+        client.get_funnel_report(request.clone()).await?;
+        comparison.push(started.elapsed().as_secs_f64(), anchor);
+    }
+    comparison.notes = format!("{} opportunities, {transitions} transitions", settings.opportunities);
+    bench.results.comparisons.push(comparison);
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! Settings and the shared set-up: databases loaded once, the id table the
+//! anchors draw keys from, the service as a pinned child process.
+
+use std::path::PathBuf;
+
+use funnel_store::Store;
+
+use crate::data::{self, ImportFigures};
+use crate::results::Results;
+use crate::system::{self, ServerProcess, psql};
+
+/// Flags common to every benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// PostgreSQL server (a database of `--database` is created on it).
+    #[arg(long, env = "FUNNEL_BENCH_POSTGRES", default_value = "postgres://postgres@127.0.0.1:5432")]
+    pub postgres: String,
+    /// PostgreSQL database the benchmarks load and use (created if missing).
+    #[arg(long, default_value = "funnel_bench_issue7")]
+    pub database: String,
+    /// SQLite file for B2.
+    #[arg(long, default_value = "/tmp/funnel-bench-issue7.db")]
+    pub sqlite_path: PathBuf,
+    /// Simulated opportunities loaded into PostgreSQL (B1-B8); the issue's
+    /// 1,000,000 takes a long while to load on a small machine.
+    #[arg(long, default_value_t = 100_000)]
+    pub opportunities: u64,
+    /// Simulated opportunities loaded into SQLite (B2).
+    #[arg(long, default_value_t = 20_000)]
+    pub sqlite_opportunities: u64,
+    /// Training examples for B5 (the earliest ones, when more exist).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub examples: usize,
+    /// Anchor/funnel pairs per benchmark.
+    #[arg(long, default_value_t = 3)]
+    pub pairs: usize,
+    /// Seconds per load run (B1-B4, B8).
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Calls in flight (and pgbench clients).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Transactions of the sqlite3 anchor (B2).
+    #[arg(long, default_value_t = 20_000)]
+    pub sqlite_transactions: u64,
+    /// Database connections of the service.
+    #[arg(long, default_value_t = 16)]
+    pub max_connections: u32,
+    /// Do not pin: by default the load generator and pgbench run on CPU 0
+    /// and the service on CPU 1 (PostgreSQL itself is never pinned).
+    #[arg(long)]
+    pub no_pin: bool,
+    /// With `all`: run only these, e.g. `--only b5,b6`.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Where the markdown table goes (it is printed too).
+    #[arg(long, default_value = "bench/results.md")]
+    pub out: PathBuf,
+}
+
+impl Settings {
+    pub fn pg_url(&self) -> String {
+        format!("{}/{}", self.postgres.trim_end_matches('/'), self.database)
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("{}/postgres", self.postgres.trim_end_matches('/'))
+    }
+
+    pub fn client_cpus(&self) -> Option<String> {
+        (!self.no_pin).then(|| "0".to_owned())
+    }
+
+    pub fn server_cpus(&self) -> Option<&'static str> {
+        (!self.no_pin).then_some("1")
+    }
+}
+
+/// An open opportunity the move benchmarks toggle between two stages.
+#[derive(Debug, Clone)]
+pub struct OpenOpportunity {
+    pub id: String,
+    pub stage: String,
+}
+
+/// A loaded database with the service running on it.
+pub struct Loaded {
+    pub url: String,
+    pub store: Store,
+    pub server: ServerProcess,
+    /// Rows of `bench_ids`.
+    pub ids: u64,
+}
+
+impl Loaded {
+    /// Open opportunities with their current stage, in `bench_ids` order.
+    pub fn open_opportunities(&self) -> anyhow::Result<Vec<OpenOpportunity>> {
+        let text = match self.sqlite_path() {
+            Some(path) => crate::anchors::sqlite(
+                &path,
+                "SELECT CASE typeof(b.id) WHEN 'blob' THEN lower(hex(b.id)) ELSE b.id END, o.stage \
+                 FROM bench_ids b JOIN opportunities o ON o.id = b.id ORDER BY b.n",
+            )?,
+            None => psql(
+                &self.url,
+                "SELECT b.id, o.stage FROM bench_ids b JOIN opportunities o ON o.id = b.id ORDER BY b.n",
+            )?,
+        };
+        let mut open = Vec::new();
+        for line in text.lines() {
+            let Some((id, stage)) = line.split_once('|') else { continue };
+            open.push(OpenOpportunity { id: uuid_text(id), stage: stage.to_owned() });
+        }
+        Ok(open)
+    }
+
+    fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.url.strip_prefix("sqlite://")?;
+        Some(PathBuf::from(rest.split('?').next().unwrap_or(rest)))
+    }
+}
+
+/// The benchmarks change the data they run on: never someone else's.
+fn refuse_foreign_data(foreign: bool, url: &str) -> anyhow::Result<()> {
+    if foreign {
+        anyhow::bail!(
+            "{url} holds opportunities funnel-bench did not load (no bench_ids table); pick another database"
+        );
+    }
+    Ok(())
+}
+
+/// SQLite stores uuids as 16-byte blobs (hex here); PostgreSQL prints them.
+fn uuid_text(id: &str) -> String {
+    if id.len() == 32 {
+        format!("{}-{}-{}-{}-{}", &id[0..8], &id[8..12], &id[12..16], &id[16..20], &id[20..32])
+    } else {
+        id.to_owned()
+    }
+}
+
+/// The run: settings, results so far, and what was set up.
+pub struct Bench {
+    pub settings: Settings,
+    pub results: Results,
+    pub postgres: Option<Loaded>,
+    pub sqlite: Option<Loaded>,
+    /// pgbench tps of B1 (B4 runs at half its median).
+    pub b1_anchor_tps: Vec<f64>,
+}
+
+impl Bench {
+    pub fn new(settings: Settings) -> Self {
+        Self { settings, results: Results::default(), postgres: None, sqlite: None, b1_anchor_tps: Vec::new() }
+    }
+
+    pub fn note(&mut self, key: &str, value: String) {
+        println!("  {key}: {value}");
+        self.results.other.push((key.to_owned(), value));
+    }
+
+    fn note_import(&mut self, backend: &str, figures: Option<ImportFigures>) {
+        if let Some(figures) = figures {
+            self.note(
+                &format!("import throughput ({backend}, Store::import_batch, 1,000 per transaction)"),
+                format!(
+                    "{:.0} opportunities/s ({} in {:.1} s, with history and activities)",
+                    figures.opportunities as f64 / figures.seconds,
+                    figures.opportunities,
+                    figures.seconds
+                ),
+            );
+        }
+    }
+
+    /// PostgreSQL loaded and served (once per run).
+    pub async fn postgres(&mut self) -> anyhow::Result<&Loaded> {
+        if self.postgres.is_none() {
+            let settings = self.settings.clone();
+            system::ensure_database(&settings.admin_url(), &settings.database)?;
+            let url = settings.pg_url();
+            refuse_foreign_data(
+                &psql(&url, "SELECT to_regclass('opportunities') IS NOT NULL AND to_regclass('bench_ids') IS NULL")?
+                    == "t",
+                &url,
+            )?;
+            let (store, imported) = data::prepare(&url, settings.opportunities).await?;
+            self.note_import("PostgreSQL", imported);
+            psql(
+                &url,
+                "CREATE TABLE IF NOT EXISTS bench_ids AS SELECT (ROW_NUMBER() OVER (ORDER BY id))::int AS n, id \
+                 FROM opportunities WHERE status = 'open' AND pipeline = 'sales'; \
+                 CREATE UNIQUE INDEX IF NOT EXISTS bench_ids_n ON bench_ids (n); ANALYZE",
+            )?;
+            let ids: u64 = psql(&url, "SELECT COUNT(*) FROM bench_ids")?.parse()?;
+            let server = ServerProcess::start(&url, settings.server_cpus(), settings.max_connections).await?;
+            let (rss, _) = server.memory_kib();
+            self.note("service RSS, idle (PostgreSQL)", format!("{:.1} MiB", rss as f64 / 1024.0));
+            self.postgres = Some(Loaded { url, store, server, ids });
+        }
+        self.postgres.as_ref().ok_or_else(|| anyhow::anyhow!("postgres set-up failed"))
+    }
+
+    /// SQLite loaded and served (once per run).
+    pub async fn sqlite(&mut self) -> anyhow::Result<&Loaded> {
+        if self.sqlite.is_none() {
+            let settings = self.settings.clone();
+            let url = format!("sqlite://{}?mode=rwc", settings.sqlite_path.display());
+            if settings.sqlite_path.exists() {
+                let tables = crate::anchors::sqlite(
+                    &settings.sqlite_path,
+                    "SELECT name FROM sqlite_master WHERE type = 'table'",
+                )?;
+                let names: Vec<&str> = tables.lines().collect();
+                refuse_foreign_data(names.contains(&"opportunities") && !names.contains(&"bench_ids"), &url)?;
+            }
+            let (store, imported) = data::prepare(&url, settings.sqlite_opportunities).await?;
+            self.note_import("SQLite", imported);
+            crate::anchors::sqlite(
+                &settings.sqlite_path,
+                "CREATE TABLE IF NOT EXISTS bench_ids AS SELECT ROW_NUMBER() OVER (ORDER BY id) AS n, id \
+                 FROM opportunities WHERE status = 'open' AND pipeline = 'sales'; \
+                 CREATE UNIQUE INDEX IF NOT EXISTS bench_ids_n ON bench_ids (n);",
+            )?;
+            let ids: u64 = crate::anchors::sqlite(&settings.sqlite_path, "SELECT COUNT(*) FROM bench_ids")?.parse()?;
+            let server = ServerProcess::start(&url, settings.server_cpus(), settings.max_connections).await?;
+            self.sqlite = Some(Loaded { url, store, server, ids });
+        }
+        self.sqlite.as_ref().ok_or_else(|| anyhow::anyhow!("sqlite set-up failed"))
+    }
+}
