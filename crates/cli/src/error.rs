@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use funnel_pipeline::metrics::code_name;
 use serde::Serialize;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -121,27 +122,4 @@ pub struct FieldViolation {
 /// The server's message, or the code's meaning when it sent none.
 fn status_message(status: &Status) -> String {
     if status.message().is_empty() { status.code().description().to_lowercase() } else { status.message().to_owned() }
-}
-
-/// The canonical upper-case name of a gRPC code, as in the gRPC docs.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }

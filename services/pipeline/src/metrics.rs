@@ -298,8 +298,9 @@ impl<B: Body> Body for ObservedBody<B> {
     }
 }
 
-/// The canonical name of a status code, as gRPC's documentation spells it.
-fn code_name(code: Code) -> &'static str {
+/// The canonical name of a status code, as gRPC's documentation spells it;
+/// the label of every status metric and what the CLI prints.
+pub fn code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",
