@@ -20,9 +20,6 @@ use tokio::sync::watch;
 use crate::time::{from_micros, to_micros};
 use crate::{Result, Store, StoreError};
 
-/// Rows per multi-row insert: 7 columns, under every backend's bind limit.
-const EVENT_ROWS_PER_INSERT: usize = 2_000;
-
 /// At most this many opportunity ids are listed in a scores event.
 pub const MAX_IDS_PER_SCORES_EVENT: usize = 100;
 
@@ -181,10 +178,7 @@ pub(crate) async fn append_events(txn: &DatabaseTransaction, events: Vec<NewEven
             recorded_at: Set(recorded_at),
         });
     }
-    for chunk in rows.chunks(EVENT_ROWS_PER_INSERT) {
-        event::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
-    }
-    Ok(())
+    crate::bulk::insert_all(txn, rows, "").await
 }
 
 /// Tells this process's watchers that events were committed.

@@ -2,6 +2,7 @@
 //! SQLite (embedded default) and PostgreSQL (production).
 
 mod activities;
+mod bulk;
 mod connect;
 mod entity;
 mod error;

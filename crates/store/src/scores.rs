@@ -3,19 +3,24 @@
 
 use chrono::{DateTime, Utc};
 use funnel_domain::{DomainError, OpportunityId};
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::bulk::insert_all;
 use crate::entity::{current_score, opportunity, score_history};
 use crate::time::{from_micros, to_micros};
 use crate::{Page, Result, Store, StoreError, page};
 
-/// Rows per multi-row insert: 14 columns, under every backend's bind limit.
-const SCORE_ROWS_PER_INSERT: usize = 1_000;
+/// The current score is replaced by each new one (both backends accept
+/// `excluded`).
+const CURRENT_SCORE_UPSERT: &str = "ON CONFLICT (opportunity_id) DO UPDATE SET pipeline = excluded.pipeline, \
+    stage = excluded.stage, owner = excluded.owner, title = excluded.title, model_version = excluded.model_version, \
+    p_advance = excluded.p_advance, p_win = excluded.p_win, leak_flag = excluded.leak_flag, \
+    reason_codes = excluded.reason_codes, factors = excluded.factors, days_in_stage = excluded.days_in_stage, \
+    scored_at = excluded.scored_at";
 
 /// One factor of a score's explanation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,32 +76,10 @@ impl Store {
         }
         let _writer = self.write_lock().await;
         let txn = self.db.begin().await?;
-        for chunk in scores.chunks(SCORE_ROWS_PER_INSERT) {
-            let history = chunk.iter().map(history_row).collect::<Result<Vec<_>>>()?;
-            score_history::Entity::insert_many(history).exec_without_returning(&txn).await?;
-            let current = chunk.iter().map(current_row).collect::<Result<Vec<_>>>()?;
-            current_score::Entity::insert_many(current)
-                .on_conflict(
-                    OnConflict::column(current_score::Column::OpportunityId)
-                        .update_columns([
-                            current_score::Column::Pipeline,
-                            current_score::Column::Stage,
-                            current_score::Column::Owner,
-                            current_score::Column::Title,
-                            current_score::Column::ModelVersion,
-                            current_score::Column::PAdvance,
-                            current_score::Column::PWin,
-                            current_score::Column::LeakFlag,
-                            current_score::Column::ReasonCodes,
-                            current_score::Column::Factors,
-                            current_score::Column::DaysInStage,
-                            current_score::Column::ScoredAt,
-                        ])
-                        .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        let history = scores.iter().map(history_row).collect::<Result<Vec<_>>>()?;
+        insert_all(&txn, history, "").await?;
+        let current = scores.iter().map(current_row).collect::<Result<Vec<_>>>()?;
+        insert_all(&txn, current, CURRENT_SCORE_UPSERT).await?;
         self.commit_with_events(txn, crate::events::new::scores_changed(scores)).await?;
         Ok(())
     }
