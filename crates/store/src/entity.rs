@@ -73,6 +73,8 @@ pub mod opportunity {
         pub version: i64,
         pub updated_at: i64,
         pub request_id: Option<String>,
+        /// The furthest stage reached, by the stages' present order.
+        pub furthest_stage: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -101,6 +103,8 @@ pub mod transition {
         pub actor: String,
         pub reason: String,
         pub note: String,
+        /// When the row before this one happened; `None` for the creation.
+        pub previous_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

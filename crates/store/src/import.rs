@@ -9,20 +9,20 @@ use funnel_domain::{
     ActivityKind, Command, DomainError, Money, OpportunityId, PipelineDef, PipelineName, StageKey, Status, Transition,
     TransitionKind, apply, check_occurred_at, created, decide, limits,
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
+use sea_orm::{ActiveValue::Set, TransactionTrait};
 use uuid::Uuid;
 
 use crate::activities::to_row as activity_row;
+use crate::bulk::{insert_all, insert_returning};
 use crate::entity::{activity, opportunity, transition};
 use crate::events::{EventKind, new as new_event};
 use crate::model::{Activity, Opportunity};
-use crate::opportunities::{to_row as opportunity_row, transition_row};
+use crate::opportunities::{furthest_stage, to_row as opportunity_row, transition_row};
 use crate::pipelines::load as load_pipeline;
 use crate::{Result, Store, StoreError};
 
-/// Bind parameters per multi-row INSERT: under SQLite's 32,766 and
-/// PostgreSQL's 65,535.
-const MAX_BIND_PARAMETERS: usize = 30_000;
+/// Opportunities already imported are skipped, by the unique index.
+const NEW_EXTERNAL_IDS_ONLY: &str = "ON CONFLICT (pipeline, external_id) DO NOTHING RETURNING id";
 
 /// One record of an import stream as received; checked here.
 #[derive(Debug, Clone, Default)]
@@ -80,6 +80,7 @@ pub struct ImportOutcome {
 
 struct Checked {
     opportunity: Opportunity,
+    furthest_stage: String,
     history: Vec<Transition>,
     activities: Vec<Activity>,
 }
@@ -118,7 +119,6 @@ impl Store {
                 pipelines.insert(record.pipeline.clone(), def);
             }
         }
-        let existing = existing_external_ids(&txn, &records).await?;
         let now = Utc::now();
         let mut seen = HashSet::new();
         let mut accepted = Vec::with_capacity(records.len());
@@ -134,10 +134,6 @@ impl Store {
                 continue;
             };
             let key = (record.pipeline.clone(), record.external_id.clone());
-            if existing.contains(&key) {
-                outcome.already_present += 1;
-                continue;
-            }
             if !seen.insert(key) {
                 outcome.rejections.push(reject("external_id", "appears twice in one batch".to_owned()));
                 continue;
@@ -148,7 +144,9 @@ impl Store {
                 Err(DomainError::FailedPrecondition(reason)) => outcome.rejections.push(reject("history", reason)),
             }
         }
-        write(&txn, &accepted, now).await?;
+        let offered = accepted.len();
+        let accepted = write(&txn, accepted, now).await?;
+        outcome.already_present = (offered - accepted.len()) as u64;
         let events = accepted
             .iter()
             .map(|checked| new_event::opportunity_created(&checked.opportunity, EventKind::OpportunityImported))
@@ -157,31 +155,6 @@ impl Store {
         outcome.imported = accepted.len() as u64;
         Ok(outcome)
     }
-}
-
-async fn existing_external_ids(
-    db: &impl sea_orm::ConnectionTrait,
-    records: &[ImportRecord],
-) -> Result<HashSet<(String, String)>> {
-    let mut by_pipeline: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for record in records {
-        by_pipeline.entry(&record.pipeline).or_default().push(&record.external_id);
-    }
-    let mut found = HashSet::new();
-    for (pipeline, external_ids) in by_pipeline {
-        for chunk in external_ids.chunks(MAX_BIND_PARAMETERS / 2) {
-            let rows: Vec<Option<String>> = opportunity::Entity::find()
-                .select_only()
-                .column(opportunity::Column::ExternalId)
-                .filter(opportunity::Column::Pipeline.eq(pipeline))
-                .filter(opportunity::Column::ExternalId.is_in(chunk.iter().copied()))
-                .into_tuple()
-                .all(db)
-                .await?;
-            found.extend(rows.into_iter().flatten().map(|external_id| (pipeline.to_owned(), external_id)));
-        }
-    }
-    Ok(found)
 }
 
 fn check_record(pipeline: &PipelineDef, record: &ImportRecord, now: DateTime<Utc>) -> Result<Checked, DomainError> {
@@ -239,7 +212,12 @@ fn check_record(pipeline: &PipelineDef, record: &ImportRecord, now: DateTime<Utc
         version: 1,
         updated_at: now,
     };
-    Ok(Checked { opportunity, history, activities })
+    let mut furthest: Option<String> = None;
+    for row in &history {
+        furthest = Some(furthest_stage(pipeline, furthest.as_deref(), &row.to_stage));
+    }
+    let furthest_stage = furthest.unwrap_or_else(|| opportunity.state.stage.to_string());
+    Ok(Checked { opportunity, furthest_stage, history, activities })
 }
 
 /// Turns imported entries into history rows with the same rules as live
@@ -334,25 +312,42 @@ pub fn check_attributes(attributes: &BTreeMap<String, String>) -> Result<(), Dom
     Ok(())
 }
 
-async fn write(db: &impl sea_orm::ConnectionTrait, accepted: &[Checked], now: DateTime<Utc>) -> Result<()> {
-    let opportunity_rows: Vec<opportunity::ActiveModel> =
-        accepted.iter().map(|checked| opportunity_row(&checked.opportunity, None)).collect();
-    for chunk in opportunity_rows.chunks(MAX_BIND_PARAMETERS / 24) {
-        opportunity::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
-    }
-    let history_rows: Vec<transition::ActiveModel> = accepted
+/// Writes the opportunities whose `(pipeline, external_id)` is new and
+/// their history and activities; returns those. The unique index decides
+/// (rather than a lookup first), so a concurrent import of the same records
+/// waits for the other's commit and then skips them.
+async fn write(db: &impl sea_orm::ConnectionTrait, accepted: Vec<Checked>, now: DateTime<Utc>) -> Result<Vec<Checked>> {
+    let opportunities: Vec<opportunity::ActiveModel> = accepted
         .iter()
-        .flat_map(|checked| checked.history.iter().map(|row| transition_row(checked.opportunity.id, row, now)))
+        .map(|checked| {
+            let mut row = opportunity_row(&checked.opportunity, None);
+            row.furthest_stage = Set(Some(checked.furthest_stage.clone()));
+            row
+        })
         .collect();
-    for chunk in history_rows.chunks(MAX_BIND_PARAMETERS / 13) {
-        transition::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
+    let mut inserted = HashSet::with_capacity(accepted.len());
+    for row in insert_returning(db, opportunities, NEW_EXTERNAL_IDS_ONLY).await? {
+        let id: Uuid = row.try_get("", "id")?;
+        inserted.insert(id);
     }
-    let activity_rows: Vec<activity::ActiveModel> = accepted
+    let accepted: Vec<Checked> =
+        accepted.into_iter().filter(|checked| inserted.contains(&checked.opportunity.id.uuid())).collect();
+    let history: Vec<transition::ActiveModel> = accepted
+        .iter()
+        .flat_map(|checked| {
+            let previous = std::iter::once(None).chain(checked.history.iter().map(|row| Some(row.occurred_at)));
+            checked
+                .history
+                .iter()
+                .zip(previous)
+                .map(|(row, previous_at)| transition_row(checked.opportunity.id, row, previous_at, now))
+        })
+        .collect();
+    insert_all(db, history, "").await?;
+    let activities: Vec<activity::ActiveModel> = accepted
         .iter()
         .flat_map(|checked| checked.activities.iter().map(|stored| activity_row(stored, None)))
         .collect();
-    for chunk in activity_rows.chunks(MAX_BIND_PARAMETERS / 8) {
-        activity::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
-    }
-    Ok(())
+    insert_all(db, activities, "").await?;
+    Ok(accepted)
 }

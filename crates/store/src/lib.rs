@@ -13,6 +13,7 @@ mod jobs;
 mod migration;
 mod migration_events;
 mod migration_scoring;
+mod migration_visits;
 mod model;
 mod movement;
 mod opportunities;

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(SeedDefaultPipeline),
             Box::new(crate::migration_scoring::CreateScoringTables),
             Box::new(crate::migration_events::CreateEventTables),
+            Box::new(crate::migration_visits::AddStageVisits),
         ]
     }
 }

@@ -2,8 +2,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use funnel_domain::{
-    DomainError, Money, OpportunityId, OpportunityState, StageKey, Status, Transition, TransitionKind, apply,
-    check_occurred_at, created, decide,
+    DomainError, Money, OpportunityId, OpportunityState, PipelineDef, StageKey, Status, Transition, TransitionKind,
+    apply, check_occurred_at, created, decide,
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
@@ -72,9 +72,9 @@ impl Store {
             version: 1,
             updated_at: now,
         };
-        let insert = opportunity::Entity::insert(to_row(&opportunity, new.request_id.clone()))
-            .exec_without_returning(&txn)
-            .await;
+        let mut row = to_row(&opportunity, new.request_id.clone());
+        row.furthest_stage = Set(Some(opportunity.state.stage.to_string()));
+        let insert = opportunity::Entity::insert(row).exec_without_returning(&txn).await;
         if let Err(error) = insert {
             let error = StoreError::from(error);
             drop(txn);
@@ -97,7 +97,7 @@ impl Store {
                 other => other,
             });
         }
-        insert_transitions(&txn, opportunity.id, &[first], now).await?;
+        insert_transitions(&txn, opportunity.id, &[first], None, now).await?;
         let event = events::new::opportunity_created(&opportunity, EventKind::OpportunityCreated);
         self.commit_with_events(txn, vec![event]).await?;
         Ok(opportunity)
@@ -236,7 +236,7 @@ impl Store {
     async fn try_change_stage(&self, id: OpportunityId, command: &StageCommand) -> Result<Opportunity> {
         let _writer = self.write_lock().await;
         let txn = self.db.begin().await?;
-        let mut opportunity = fetch(&txn, id).await?;
+        let (mut opportunity, furthest) = fetch_with_furthest(&txn, id).await?;
         check_version(&opportunity, command.expected_version)?;
         let pipeline = load_pipeline(&txn, opportunity.pipeline.as_str()).await?.def;
         let now = time::now();
@@ -246,11 +246,14 @@ impl Store {
         let row =
             decide(&pipeline, &opportunity.state, command.command.clone(), occurred_at, &command.actor, &command.note)?;
         let previous_version = opportunity.version;
+        let previous_at = opportunity.state.last_change_at;
         opportunity.state = apply(&opportunity.state, &row)?;
         opportunity.version += 1;
         opportunity.updated_at = now;
+        let mut update = to_row(&opportunity, None);
+        update.furthest_stage = Set(Some(furthest_stage(&pipeline, furthest.as_deref(), &row.to_stage)));
         let outcome = opportunity::Entity::update_many()
-            .set(to_row(&opportunity, None))
+            .set(update)
             .filter(opportunity::Column::Id.eq(id.uuid()))
             .filter(opportunity::Column::Version.eq(previous_version))
             .exec(&txn)
@@ -259,7 +262,7 @@ impl Store {
             return Err(lost_race(id));
         }
         let event = events::new::stage_changed(&opportunity, &row);
-        insert_transitions(&txn, id, &[row], now).await.map_err(|error| match error {
+        insert_transitions(&txn, id, &[row], Some(previous_at), now).await.map_err(|error| match error {
             // Another writer appended the same sequence number first.
             StoreError::AlreadyExists(_) => lost_race(id),
             other => other,
@@ -309,9 +312,28 @@ fn lost_race(id: OpportunityId) -> StoreError {
 }
 
 pub(crate) async fn fetch(db: &impl ConnectionTrait, id: OpportunityId) -> Result<Opportunity> {
+    Ok(fetch_with_furthest(db, id).await?.0)
+}
+
+/// The opportunity and its stored furthest stage.
+async fn fetch_with_furthest(db: &impl ConnectionTrait, id: OpportunityId) -> Result<(Opportunity, Option<String>)> {
     match opportunity::Entity::find_by_id(id.uuid()).one(db).await? {
-        Some(row) => from_row(row),
+        Some(mut row) => {
+            let furthest = row.furthest_stage.take();
+            Ok((from_row(row)?, furthest))
+        }
         None => Err(StoreError::not_found("opportunity", id)),
+    }
+}
+
+/// The furthest stage after reaching `reached`: the later of the two by the
+/// pipeline's order (a stored stage no longer in the pipeline counts as
+/// nothing).
+pub(crate) fn furthest_stage(pipeline: &PipelineDef, stored: Option<&str>, reached: &StageKey) -> String {
+    let stored_position = stored.and_then(|key| pipeline.stages().iter().position(|stage| stage.key.as_str() == key));
+    match (stored, stored_position, pipeline.position(reached)) {
+        (Some(key), Some(at), Some(new)) if at >= new => key.to_owned(),
+        _ => reached.to_string(),
     }
 }
 
@@ -319,12 +341,18 @@ pub(crate) async fn insert_transitions(
     db: &impl ConnectionTrait,
     id: OpportunityId,
     rows: &[Transition],
+    previous_at: Option<DateTime<Utc>>,
     recorded_at: DateTime<Utc>,
 ) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let models = rows.iter().map(|row| transition_row(id, row, recorded_at));
+    let mut previous_at = previous_at;
+    let models = rows.iter().map(|row| {
+        let model = transition_row(id, row, previous_at, recorded_at);
+        previous_at = Some(row.occurred_at);
+        model
+    });
     transition::Entity::insert_many(models).exec_without_returning(db).await?;
     Ok(())
 }
@@ -332,6 +360,7 @@ pub(crate) async fn insert_transitions(
 pub(crate) fn transition_row(
     id: OpportunityId,
     row: &Transition,
+    previous_at: Option<DateTime<Utc>>,
     recorded_at: DateTime<Utc>,
 ) -> transition::ActiveModel {
     transition::ActiveModel {
@@ -348,6 +377,7 @@ pub(crate) fn transition_row(
         actor: Set(row.actor.clone()),
         reason: Set(row.reason.clone()),
         note: Set(row.note.clone()),
+        previous_at: Set(previous_at.map(to_micros)),
     }
 }
 
@@ -380,6 +410,8 @@ pub(crate) fn to_row(opportunity: &Opportunity, request_id: Option<String>) -> o
             Some(request_id) => Set(Some(request_id)),
             None => sea_orm::ActiveValue::NotSet,
         },
+        // Set by the writes that change the stage.
+        furthest_stage: sea_orm::ActiveValue::NotSet,
     }
 }
 

@@ -3,11 +3,12 @@ use funnel_domain::{DomainError, PipelineDef, PipelineName, StageDef, StageKey, 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    Statement, TransactionTrait,
 };
 
 use crate::entity::{opportunity, pipeline, stage};
 use crate::events::{EventKind, new as new_event};
+use crate::migration_visits::RECOMPUTE_FURTHEST_STAGE;
 use crate::model::{Page, Pipeline};
 use crate::time::{from_micros, to_micros};
 use crate::{Result, Store, StoreError, page};
@@ -112,6 +113,7 @@ impl Store {
             let change = current.def.stage_change(&stages);
             let mut touched: Vec<&StageKey> = change.removed.iter().chain(change.reordered.iter()).collect();
             touched.dedup();
+            let order_changed = !touched.is_empty();
             for key in touched {
                 let open = count_in_stage(&txn, name, key, Some("open")).await?;
                 if open > 0 {
@@ -134,6 +136,15 @@ impl Store {
             def = def.with_stages(stages)?;
             stage::Entity::delete_many().filter(stage::Column::Pipeline.eq(name.as_str())).exec(&txn).await?;
             insert_stages(&txn, name, def.stages()).await?;
+            if order_changed {
+                // The furthest stage is by order: recompute it under the new one.
+                let recompute = Statement::from_sql_and_values(
+                    txn.get_database_backend(),
+                    RECOMPUTE_FURTHEST_STAGE,
+                    [name.as_str().into()],
+                );
+                txn.execute_raw(recompute).await?;
+            }
         }
         let updated = pipeline::Entity::update_many()
             .col_expr(pipeline::Column::DisplayName, Expr::value(def.display_name.clone()))

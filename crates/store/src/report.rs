@@ -209,14 +209,23 @@ impl Store {
                     line.leaked = figures.count;
                     line.time_to_leak = figures;
                 }
-                _ => line.still_open = figures.count,
+                _ => {}
             }
         }
         let mut furthest_counts = vec![0i64; stages.len()];
-        for row in query_all(&txn, furthest_sql(query)).await? {
-            let furthest: i32 = row.try_get("", "furthest")?;
+        let (mut won, mut leaked, mut open) = (0, 0, 0);
+        for row in query_all(&txn, status_sql(query)).await? {
+            let status: String = row.try_get("", "status")?;
+            let furthest: Option<i32> = row.try_get("", "furthest")?;
             let count: i64 = row.try_get("", "opportunities")?;
-            if let Some(slot) = usize::try_from(furthest).ok().and_then(|at| furthest_counts.get_mut(at)) {
+            match status.as_str() {
+                "won" => won += count,
+                "leaked" => leaked += count,
+                _ => open += count,
+            }
+            if let Some(slot) =
+                furthest.and_then(|at| usize::try_from(at).ok()).and_then(|at| furthest_counts.get_mut(at))
+            {
                 *slot += count;
             }
         }
@@ -234,6 +243,7 @@ impl Store {
             let weighted: Option<f64> = row.try_get("", "weighted")?;
             let stale: Option<i64> = row.try_get("", "stale")?;
             let line = &mut stages[position];
+            line.still_open += opportunities;
             line.stale += stale.unwrap_or(0);
             line.open_amount.push(MoneyFigure {
                 currency_code: currency_code.clone(),
@@ -245,16 +255,6 @@ impl Store {
                 amount_minor: weighted.unwrap_or(0.0).round() as i64,
                 opportunities,
             });
-        }
-        let (mut won, mut leaked, mut open) = (0, 0, 0);
-        for row in query_all(&txn, status_sql(query)).await? {
-            let status: String = row.try_get("", "status")?;
-            let count: i64 = row.try_get("", "opportunities")?;
-            match status.as_str() {
-                "won" => won += count,
-                "leaked" => leaked += count,
-                _ => open += count,
-            }
         }
         let median_time_to_win_micros = match query_all(&txn, time_to_win_sql(query)).await?.first() {
             Some(row) => row.try_get("", "median")?,
@@ -306,7 +306,7 @@ fn scope(sql: &mut Sql, query: &ReportQuery) {
     let end = sql.bind(to_micros(query.end));
     sql.push(
         "WITH scope AS (SELECT o.id, o.stage, o.status, o.created_at, o.closed_at, o.stage_entered_at, \
-         o.currency_code, o.amount_minor FROM opportunities o WHERE o.pipeline = ",
+         o.currency_code, o.amount_minor, o.furthest_stage FROM opportunities o WHERE o.pipeline = ",
     )
     .push(&pipeline);
     if let Some(owner) = &query.owner {
@@ -331,22 +331,19 @@ fn scope(sql: &mut Sql, query: &ReportQuery) {
     sql.push(")");
 }
 
-/// Per stage and outcome: visits, and the nearest-rank median and 90th
-/// percentile of their duration. A visit starts with every history row that
-/// leaves the opportunity open; the next row says how it ended.
+/// Per stage and outcome of the visits that ended: how many, and the
+/// nearest-rank median and 90th percentile of their duration. A history
+/// row that leaves an open opportunity ends the visit its predecessor
+/// began, `occurred_at - previous_at` after it (visits still going are the
+/// open opportunities, counted by [`open_sql`]).
 fn visits_sql(query: &ReportQuery) -> Sql {
     let mut sql = Sql::new();
     scope(&mut sql, query);
     sql.push(
-        ", steps AS (SELECT t.to_stage AS stage, t.to_status AS status, t.occurred_at AS entered_at, \
-           LEAD(t.kind) OVER (PARTITION BY t.opportunity_id ORDER BY t.sequence) AS next_kind, \
-           LEAD(t.occurred_at) OVER (PARTITION BY t.opportunity_id ORDER BY t.sequence) AS next_at \
-           FROM transitions t JOIN scope s ON s.id = t.opportunity_id), \
-         visits AS (SELECT stage, \
-           CASE WHEN next_kind IN ('advanced', 'won') THEN 'advanced' \
-                WHEN next_kind = 'moved_back' THEN 'moved_back' \
-                WHEN next_kind = 'leaked' THEN 'leaked' ELSE 'open' END AS outcome, \
-           next_at - entered_at AS duration FROM steps WHERE status = 'open'), \
+        ", visits AS (SELECT t.from_stage AS stage, \
+           CASE WHEN t.kind IN ('advanced', 'won') THEN 'advanced' ELSE t.kind END AS outcome, \
+           t.occurred_at - t.previous_at AS duration \
+           FROM transitions t JOIN scope s ON s.id = t.opportunity_id WHERE t.from_status = 'open'), \
          ranked AS (SELECT stage, outcome, duration, \
            ROW_NUMBER() OVER (PARTITION BY stage, outcome ORDER BY duration) AS rank_in_group, \
            COUNT(*) OVER (PARTITION BY stage, outcome) AS group_size FROM visits) \
@@ -355,21 +352,6 @@ fn visits_sql(query: &ReportQuery) -> Sql {
            MAX(CASE WHEN rank_in_group = (9 * group_size + 9) / 10 THEN duration END) AS p90 \
          FROM ranked GROUP BY stage, outcome",
     );
-    sql
-}
-
-/// How many opportunities have each furthest stage position.
-fn furthest_sql(query: &ReportQuery) -> Sql {
-    let mut sql = Sql::new();
-    scope(&mut sql, query);
-    let pipeline = sql.bind(query.pipeline.as_str());
-    sql.push(&format!(
-        ", furthest AS (SELECT MAX(st.position) AS furthest FROM transitions t \
-           JOIN scope s ON s.id = t.opportunity_id \
-           JOIN stages st ON st.pipeline = {pipeline} AND st.key = t.to_stage \
-           GROUP BY t.opportunity_id) \
-         SELECT furthest, COUNT(*) AS opportunities FROM furthest GROUP BY furthest"
-    ));
     sql
 }
 
@@ -419,10 +401,17 @@ fn open_sql(query: &ReportQuery, stages: &[StageFigures]) -> Sql {
     sql
 }
 
+/// Opportunities by status and by the position of the furthest stage they
+/// reached (NULL when none of their stages is in the pipeline any more).
 fn status_sql(query: &ReportQuery) -> Sql {
     let mut sql = Sql::new();
     scope(&mut sql, query);
-    sql.push(" SELECT status, COUNT(*) AS opportunities FROM scope GROUP BY status");
+    let pipeline = sql.bind(query.pipeline.as_str());
+    sql.push(&format!(
+        " SELECT s.status AS status, st.position AS furthest, COUNT(*) AS opportunities FROM scope s \
+          LEFT JOIN stages st ON st.pipeline = {pipeline} AND st.key = s.furthest_stage \
+          GROUP BY s.status, st.position"
+    ));
     sql
 }
 

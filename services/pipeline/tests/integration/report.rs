@@ -363,3 +363,57 @@ async fn bad_report_requests_are_rejected_with_the_field_or_not_found() {
         server.shutdown().await;
     }
 }
+
+/// The furthest stage is kept per opportunity; reordering stages must
+/// recompute it, or "reached" would follow the old order.
+#[tokio::test]
+async fn reordering_stages_recomputes_how_far_each_opportunity_reached() {
+    for Running { server, database } in servers().await {
+        println!("backend: {database}");
+        let mut client = server.client();
+        let stage = |key: &str| pb::Stage { key: key.to_owned(), display_name: String::new(), rot_after_days: None };
+        let pipeline = pb::CreatePipelineRequest {
+            name: "reorder".to_owned(),
+            stages: vec![stage("a"), stage("b"), stage("c"), stage("won")],
+            ..Default::default()
+        };
+        client.create_pipeline(pipeline).await.expect("create pipeline");
+        let request = pb::CreateOpportunityRequest {
+            pipeline: "reorder".to_owned(),
+            title: "X".to_owned(),
+            owner: "ana".to_owned(),
+            ..Default::default()
+        };
+        let id = client.create_opportunity(by("ana", request)).await.expect("create").into_inner().id;
+        move_to(&mut client, &id, "b", None).await;
+        move_to(&mut client, &id, "c", None).await;
+        leak(&mut client, &id, "lost", None).await;
+        let reached = |report: &pb::FunnelReport| report.stages.iter().map(|line| line.reached).collect::<Vec<_>>();
+        let request = pb::GetFunnelReportRequest { pipeline: "reorder".to_owned(), ..Default::default() };
+        let before = client.get_funnel_report(request.clone()).await.expect("report").into_inner();
+        assert_eq!(reached(&before), [1, 1, 1, 0]);
+
+        // c before b: X visited b, now the later of the two.
+        let reorder = pb::UpdatePipelineRequest {
+            name: "reorder".to_owned(),
+            stages: vec![stage("a"), stage("c"), stage("b"), stage("won")],
+            update_mask: Some(prost_types::FieldMask { paths: vec!["stages".to_owned()] }),
+            ..Default::default()
+        };
+        client.update_pipeline(reorder).await.expect("reorder");
+        let after = client.get_funnel_report(request.clone()).await.expect("report").into_inner();
+        assert_eq!(after.stages.iter().map(|line| line.stage.as_str()).collect::<Vec<_>>(), ["a", "c", "b", "won"]);
+        assert_eq!(reached(&after), [1, 1, 1, 0]);
+
+        // Dropping b: X's furthest current stage is c.
+        let drop_b = pb::UpdatePipelineRequest {
+            name: "reorder".to_owned(),
+            stages: vec![stage("a"), stage("c"), stage("won")],
+            update_mask: Some(prost_types::FieldMask { paths: vec!["stages".to_owned()] }),
+            ..Default::default()
+        };
+        client.update_pipeline(drop_b).await.expect("remove b");
+        let dropped = client.get_funnel_report(request).await.expect("report").into_inner();
+        assert_eq!(reached(&dropped), [1, 1, 0]);
+    }
+}
