@@ -15,6 +15,7 @@ mod baseline;
 mod error;
 mod examples;
 mod features;
+mod fit;
 mod history;
 mod metrics;
 mod model;
@@ -28,6 +29,7 @@ pub use examples::{
     Example, FeatureRow, LOG_AMOUNT, MOVES_BEFORE, OWNER, SOURCE, STAGE, SnapshotPlan, build_examples, current_row,
 };
 pub use features::{CategoricalFeature, EncodingParams, FeatureSpec, NumericFeature};
+pub use fit::{LogisticFit, fit_logistic, sigmoid};
 pub use history::{ActivityRecord, OpportunityHistory, StageInfo, Status, TransitionRecord};
 pub use metrics::{
     CalibrationBin, LeakThreshold, Metrics, average_precision, brier, calibration, choose_leak_threshold, evaluate,
@@ -37,4 +39,4 @@ pub use model::{
     AlphaTrial, ClassCounts, Coefficient, Evaluation, ThresholdSource, TrainedModel, TrainingOutcome, train_model,
 };
 pub use score::{Factor, ReasonCode, Score, baseline_only_score, score};
-pub use train::{LogisticFit, TrainParams, ValidTrainParams, fit_logistic, sigmoid};
+pub use train::{TrainParams, ValidTrainParams};

@@ -9,9 +9,10 @@ use crate::baseline::StageBaseline;
 use crate::error::Result;
 use crate::examples::{Example, FeatureRow, SnapshotPlan, build_examples};
 use crate::features::FeatureSpec;
+use crate::fit::{LogisticFit, fit_logistic};
 use crate::history::{OpportunityHistory, StageInfo};
 use crate::metrics::{LeakThreshold, Metrics, choose_leak_threshold, evaluate, log_loss};
-use crate::train::{LogisticFit, TrainParams, ValidTrainParams, fit_logistic};
+use crate::train::{TrainParams, ValidTrainParams};
 
 /// Labelled examples per class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

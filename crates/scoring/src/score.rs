@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::baseline::StageBaseline;
 use crate::error::{Error, Result};
 use crate::examples::{ACTIVITIES_30D, CurrentRow, current_row};
+use crate::fit::sigmoid;
 use crate::history::{OpportunityHistory, StageInfo};
 use crate::model::TrainedModel;
-use crate::train::sigmoid;
 
 /// How many factors each direction lists.
 const TOP_FACTORS: usize = 3;

@@ -1,0 +1,151 @@
+//! Times `fit_logistic` on a B5-sized matrix (issue 7) without a database.
+//!
+//! The matrix imitates what `FeatureSpec` produces for funnel's examples:
+//! one-hot blocks (a column per kept value plus "other", so every block sums
+//! to one) and standardized, clipped numerics with missing flags. It is
+//! generated from a fixed seed, so every run and the scikit-learn anchor see
+//! the same numbers.
+//!
+//! usage: cargo run --release -p funnel-scoring --example b5_fit -- \
+//!            [--rows N] [--runs K] [--export DIR]
+//! With `--export`, writes `x.npy` and `y.npy` for `bench/b5_sklearn.py`
+//! (train rows are the first 80%).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use funnel_scoring::{TrainParams, fit_logistic, roc_auc, sigmoid};
+use linfa::ParamGuard;
+use ndarray::{Array2, Axis, Slice};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The L2 weight B5 fits with.
+const ALPHA: f64 = 1.0;
+/// Levels of each categorical feature (one-hot columns = levels + "other").
+const CATEGORY_LEVELS: [usize; 5] = [20, 10, 5, 3, 1];
+/// Numeric features; the first two have missing values (and flag columns).
+const NUMERIC_FEATURES: usize = 4;
+const MISSING_FLAGS: usize = 2;
+
+struct Args {
+    rows: usize,
+    runs: usize,
+    export: Option<PathBuf>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args { rows: 1_000_000, runs: 1, export: None };
+    let mut words = std::env::args().skip(1);
+    while let Some(flag) = words.next() {
+        let value = words.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--rows" => args.rows = value.parse()?,
+            "--runs" => args.runs = value.parse()?,
+            "--export" => args.export = Some(PathBuf::from(value)),
+            other => anyhow::bail!("unknown flag {other}"),
+        }
+    }
+    Ok(args)
+}
+
+fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
+    let uniform: f64 = rng.random_range(f64::EPSILON..1.0);
+    let angle: f64 = rng.random_range(0.0..std::f64::consts::TAU);
+    (-2.0 * uniform.ln()).sqrt() * angle.cos()
+}
+
+/// A Zipf-like pick among `levels + 1` values, the last being "other".
+fn skewed_level(rng: &mut ChaCha8Rng, levels: usize) -> usize {
+    let draw: f64 = rng.random();
+    ((draw * draw * (levels + 1) as f64) as usize).min(levels)
+}
+
+fn generate(rows: usize) -> (Array2<f64>, Vec<bool>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let one_hot_width: usize = CATEGORY_LEVELS.iter().map(|levels| levels + 1).sum();
+    let width = one_hot_width + NUMERIC_FEATURES + MISSING_FLAGS;
+    let level_effects: Vec<Vec<f64>> = CATEGORY_LEVELS
+        .iter()
+        .map(|levels| (0..=*levels).map(|_| 0.35 * standard_normal(&mut rng)).collect())
+        .collect();
+    let numeric_effects = [0.35, -0.25, 0.15, 0.0];
+    let mut x = Array2::<f64>::zeros((rows, width));
+    let mut labels = Vec::with_capacity(rows);
+    for mut row in x.rows_mut() {
+        let mut logit = -0.2;
+        let mut column = 0;
+        for (feature, levels) in CATEGORY_LEVELS.iter().enumerate() {
+            let level = skewed_level(&mut rng, *levels);
+            row[column + level] = 1.0;
+            logit += level_effects[feature][level];
+            column += levels + 1;
+        }
+        for (feature, effect) in numeric_effects.iter().enumerate() {
+            // Log-normal-ish raw values, standardized and clipped like FeatureSpec.
+            let raw = (0.8 * standard_normal(&mut rng)).exp();
+            let standardized = ((raw - 1.377) / 1.2).clamp(-10.0, 10.0);
+            let missing = feature < MISSING_FLAGS && rng.random_bool(0.15);
+            if missing {
+                row[one_hot_width + NUMERIC_FEATURES + feature] = 1.0;
+            } else {
+                row[column + feature] = standardized;
+                logit += effect * standardized;
+            }
+        }
+        logit += 0.2 * standard_normal(&mut rng);
+        labels.push(rng.random_bool(sigmoid(logit)));
+    }
+    (x, labels)
+}
+
+/// Writes a float64 array as `.npy` (format 1.0, C order).
+fn write_npy(path: &Path, values: impl Iterator<Item = f64>, shape: &[usize]) -> anyhow::Result<()> {
+    let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
+    let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    file.write_all(b"\x93NUMPY\x01\x00")?;
+    file.write_all(&u16::try_from(header.len())?.to_le_bytes())?;
+    file.write_all(header.as_bytes())?;
+    for value in values {
+        file.write_all(&value.to_le_bytes())?;
+    }
+    file.flush()?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let (x, labels) = generate(args.rows);
+    let cut = args.rows * 4 / 5;
+    println!("{} x {}, {cut} to train, alpha {ALPHA}", x.nrows(), x.ncols());
+    if let Some(dir) = &args.export {
+        std::fs::create_dir_all(dir)?;
+        write_npy(&dir.join("x.npy"), x.iter().copied(), &[x.nrows(), x.ncols()])?;
+        let y = labels.iter().map(|label| f64::from(u8::from(*label)));
+        write_npy(&dir.join("y.npy"), y, &[labels.len()])?;
+        println!("exported to {}", dir.display());
+    }
+    let x_train = x.slice_axis(Axis(0), Slice::from(..cut)).to_owned();
+    let x_test = x.slice_axis(Axis(0), Slice::from(cut..)).to_owned();
+    let (y_train, y_test) = labels.split_at(cut);
+    let params = TrainParams::default().check()?;
+    for _ in 0..args.runs {
+        let started = Instant::now();
+        let fit = fit_logistic(&x_train, y_train, ALPHA, &params)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let auc = roc_auc(&fit.probabilities(&x_test), y_test).unwrap_or(f64::NAN);
+        println!(
+            "{{\"seconds\": {seconds:.3}, \"iterations\": {}, \"converged\": {}, \"gradient_norm\": {:.3e}, \"auc\": {auc:.5}}}",
+            fit.iterations, fit.converged, fit.gradient_norm
+        );
+    }
+    Ok(())
+}
