@@ -12,6 +12,9 @@ use crate::{Result, StoreError};
 /// Key of the PostgreSQL advisory lock held while migrating ("funnel" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x66_75_6e_6e_65_6c;
 
+/// A pooled connection idle at least this long is pinged before use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
+
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -81,6 +84,11 @@ impl Store {
             .min_connections(if in_memory { 1 } else { 0 })
             .acquire_timeout(options.acquire_timeout)
             .connect_timeout(options.acquire_timeout)
+            // sqlx pings on every checkout by default: a second round trip
+            // per statement (issue 7, B3). Only a connection idle this long
+            // may have been dropped by a proxy or firewall; a busy one that
+            // broke fails its statement with UNAVAILABLE and is discarded.
+            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
             .sqlx_logging(false)
             // sqlx's default rollback journal with full sync is ~9x slower here.
             .map_sqlx_sqlite_opts(|sqlite| {

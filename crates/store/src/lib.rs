@@ -17,6 +17,7 @@ mod migration_visits;
 mod model;
 mod movement;
 mod opportunities;
+mod opportunity_reads;
 mod page;
 mod pipelines;
 mod registry;

@@ -15,7 +15,7 @@ use crate::events::{self, EventKind};
 use crate::model::{HistoryRow, NewOpportunity, Opportunity, OpportunityFilter, OpportunityPatch, Page, StageCommand};
 use crate::pipelines::{corrupt, load as load_pipeline};
 use crate::time::{self, from_micros, to_micros};
-use crate::{Result, Store, StoreError, page};
+use crate::{Result, Store, StoreError, opportunity_reads, page};
 
 /// Attempts at a stage change the caller did not condition on an etag, when
 /// a concurrent writer keeps winning the race.
@@ -104,7 +104,10 @@ impl Store {
     }
 
     pub async fn get_opportunity(&self, id: OpportunityId) -> Result<Opportunity> {
-        fetch(&self.db, id).await
+        match opportunity_reads::by_id(self, id.uuid()).await? {
+            Some(row) => from_row(row),
+            None => Err(StoreError::not_found("opportunity", id)),
+        }
     }
 
     /// Lists opportunities in creation order (ids are UUIDv7).
@@ -119,23 +122,7 @@ impl Store {
             Some(key) => Some(Uuid::parse_str(&key).map_err(|_| DomainError::invalid("page_token", "is damaged"))?),
             None => None,
         };
-        let mut query = opportunity::Entity::find().order_by_asc(opportunity::Column::Id);
-        if let Some(pipeline) = &filter.pipeline {
-            query = query.filter(opportunity::Column::Pipeline.eq(pipeline.as_str()));
-        }
-        if let Some(stage) = &filter.stage {
-            query = query.filter(opportunity::Column::Stage.eq(stage.as_str()));
-        }
-        if let Some(status) = filter.status {
-            query = query.filter(opportunity::Column::Status.eq(status.as_str()));
-        }
-        if let Some(owner) = &filter.owner {
-            query = query.filter(opportunity::Column::Owner.eq(owner.as_str()));
-        }
-        if let Some(after) = after {
-            query = query.filter(opportunity::Column::Id.gt(after));
-        }
-        let rows = query.limit(u64::from(page_size) + 1).all(&self.db).await?;
+        let rows = opportunity_reads::page(self, filter, after, u64::from(page_size) + 1).await?;
         let items = rows.into_iter().map(from_row).collect::<Result<Vec<_>>>()?;
         Ok(page::finish(items, page_size, &scope, |last| last.id.to_string()))
     }
