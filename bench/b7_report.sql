@@ -2,12 +2,15 @@
 -- opportunity created before now) as one hand-written query over the same
 -- columns funnel reads: a history row leaving an open opportunity ends the
 -- visit begun at its previous_at; furthest_stage is kept per opportunity.
+-- JIT off and byte-order grouping, as funnel does: both make it faster.
+SET jit = off;
+SET work_mem = '64MB';
 WITH scope AS (
     SELECT id, stage, status, created_at, closed_at, currency_code, amount_minor, furthest_stage
       FROM opportunities WHERE pipeline = 'sales'),
 visits AS (
-    SELECT t.from_stage AS stage,
-           CASE WHEN t.kind IN ('advanced', 'won') THEN 'advanced' ELSE t.kind END AS outcome,
+    SELECT t.from_stage COLLATE "C" AS stage,
+           CASE WHEN t.kind IN ('advanced', 'won') THEN 'advanced' ELSE t.kind END COLLATE "C" AS outcome,
            t.occurred_at - t.previous_at AS duration
       FROM transitions t JOIN scope s ON s.id = t.opportunity_id
      WHERE t.from_status = 'open')
