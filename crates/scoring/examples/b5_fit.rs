@@ -3,16 +3,12 @@
 //! The matrix imitates what `FeatureSpec` produces for funnel's examples:
 //! one-hot blocks (a column per kept value plus "other", so every block sums
 //! to one) and standardized, clipped numerics with missing flags. It is
-//! generated from a fixed seed, so every run and the scikit-learn anchor see
-//! the same numbers.
+//! generated from a fixed seed, so every run sees the same numbers (the
+//! scikit-learn comparison on real data is `funnel-bench b5`).
 //!
 //! usage: cargo run --release -p funnel-scoring --example b5_fit -- \
-//!            [--rows N] [--runs K] [--export DIR]
-//! With `--export`, writes `x.npy` and `y.npy` for `bench/b5_sklearn.py`
-//! (train rows are the first 80%).
+//!            [--rows N] [--runs K]
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -33,18 +29,16 @@ const MISSING_FLAGS: usize = 2;
 struct Args {
     rows: usize,
     runs: usize,
-    export: Option<PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args { rows: 1_000_000, runs: 1, export: None };
+    let mut args = Args { rows: 1_000_000, runs: 1 };
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
         let value = words.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--rows" => args.rows = value.parse()?,
             "--runs" => args.runs = value.parse()?,
-            "--export" => args.export = Some(PathBuf::from(value)),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -101,38 +95,11 @@ fn generate(rows: usize) -> (Array2<f64>, Vec<bool>) {
     (x, labels)
 }
 
-/// Writes a float64 array as `.npy` (format 1.0, C order).
-fn write_npy(path: &Path, values: impl Iterator<Item = f64>, shape: &[usize]) -> anyhow::Result<()> {
-    let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
-    let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    file.write_all(b"\x93NUMPY\x01\x00")?;
-    file.write_all(&u16::try_from(header.len())?.to_le_bytes())?;
-    file.write_all(header.as_bytes())?;
-    for value in values {
-        file.write_all(&value.to_le_bytes())?;
-    }
-    file.flush()?;
-    Ok(())
-}
-
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let (x, labels) = generate(args.rows);
     let cut = args.rows * 4 / 5;
     println!("{} x {}, {cut} to train, alpha {ALPHA}", x.nrows(), x.ncols());
-    if let Some(dir) = &args.export {
-        std::fs::create_dir_all(dir)?;
-        write_npy(&dir.join("x.npy"), x.iter().copied(), &[x.nrows(), x.ncols()])?;
-        let y = labels.iter().map(|label| f64::from(u8::from(*label)));
-        write_npy(&dir.join("y.npy"), y, &[labels.len()])?;
-        println!("exported to {}", dir.display());
-    }
     let x_train = x.slice_axis(Axis(0), Slice::from(..cut)).to_owned();
     let x_test = x.slice_axis(Axis(0), Slice::from(cut..)).to_owned();
     let (y_train, y_test) = labels.split_at(cut);

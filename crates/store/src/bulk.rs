@@ -64,28 +64,39 @@ where
     let Some(first) = rows.first() else { return Ok(Vec::new()) };
     let columns: Vec<<A::Entity as EntityTrait>::Column> =
         <A::Entity as EntityTrait>::Column::iter().filter(|column| first.get(*column).is_set()).collect();
+    let table = Table {
+        name: <A::Entity as Default>::default().table_name(),
+        names: columns.iter().map(|column| column.as_str()).collect(),
+        columns,
+    };
     match backend {
-        DbBackend::Postgres if rows.len() >= MIN_JSON_ROWS => json_statements(rows, &columns, suffix),
-        backend => values_statements(backend, rows, &columns, suffix),
+        DbBackend::Postgres if rows.len() >= MIN_JSON_ROWS => json_statements(rows, &table, suffix),
+        backend => values_statements(backend, rows, &table, suffix),
     }
+}
+
+/// The table and the columns a bulk insert writes.
+struct Table<C> {
+    name: &'static str,
+    columns: Vec<C>,
+    names: Vec<&'static str>,
 }
 
 fn json_statements<A>(
     rows: &[A],
-    columns: &[<A::Entity as EntityTrait>::Column],
+    table: &Table<<A::Entity as EntityTrait>::Column>,
     suffix: &str,
 ) -> Result<Vec<Statement>>
 where
     A: ActiveModelTrait,
 {
-    let table = <A::Entity as Default>::default().table_name().to_owned();
-    let names: Vec<&str> = columns.iter().map(|column| column.as_str()).collect();
+    let Table { name: table_name, columns, names } = table;
     let mut record_type = Vec::with_capacity(columns.len());
     for column in columns {
         record_type.push(format!("{} {}", column.as_str(), pg_type(column.def().get_column_type())?));
     }
     let sql = format!(
-        "INSERT INTO {table} ({list}) SELECT {list} FROM json_to_recordset($1::json) AS r({record_type}) {suffix}",
+        "INSERT INTO {table_name} ({list}) SELECT {list} FROM json_to_recordset($1::json) AS r({record_type}) {suffix}",
         list = names.join(", "),
         record_type = record_type.join(", "),
     );
@@ -100,7 +111,7 @@ where
                 json.push(',');
             }
             let _ = write!(json, "\"{}\":", names[index]);
-            push_json(&mut json, &cell(row, *column, &table)?)?;
+            push_json(&mut json, &cell(row, *column, table_name)?)?;
         }
         json.push('}');
         if json.len() >= MAX_JSON_BYTES {
@@ -187,23 +198,22 @@ fn pg_type(column_type: &ColumnType) -> Result<&'static str> {
 fn values_statements<A>(
     backend: DbBackend,
     rows: &[A],
-    columns: &[<A::Entity as EntityTrait>::Column],
+    table: &Table<<A::Entity as EntityTrait>::Column>,
     suffix: &str,
 ) -> Result<Vec<Statement>>
 where
     A: ActiveModelTrait,
 {
-    let table = <A::Entity as Default>::default().table_name().to_owned();
-    let names: Vec<&str> = columns.iter().map(|column| column.as_str()).collect();
+    let Table { name: table_name, columns, names } = table;
     let per_statement = (MAX_BIND_PARAMETERS / columns.len().max(1)).max(1);
     let mut statements = Vec::new();
     for chunk in rows.chunks(per_statement) {
-        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", names.join(", "));
+        let mut sql = format!("INSERT INTO {table_name} ({}) VALUES ", names.join(", "));
         let mut values = Vec::with_capacity(chunk.len() * columns.len());
         for (index, row) in chunk.iter().enumerate() {
             sql.push_str(if index == 0 { "(" } else { ", (" });
             for (position, column) in columns.iter().enumerate() {
-                values.push(cell(row, *column, &table)?);
+                values.push(cell(row, *column, table_name)?);
                 sql.push_str(if position == 0 { "" } else { ", " });
                 // SQLite reads `$n` as a named parameter and looks each name
                 // up among all of them: quadratic in a 30,000-value insert.
