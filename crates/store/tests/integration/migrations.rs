@@ -65,3 +65,64 @@ async fn replicas_migrating_an_empty_postgres_database_at_once_all_succeed() {
     }
     admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.expect("drop the database");
 }
+
+/// m0005 backfills `previous_at` and `furthest_stage` from the history
+/// already stored: dropping both columns and migrating again must give the
+/// same report as the rows written with them.
+#[tokio::test]
+async fn the_stage_visit_columns_are_backfilled_from_existing_history() {
+    use chrono::{Duration, Utc};
+    use funnel_domain::Command;
+    use funnel_store::{ReportQuery, WindowMode};
+    use sea_orm::ConnectionTrait;
+
+    use crate::support::{command, new_opportunity, stage};
+
+    for database in backends().await {
+        println!("backend: {database}");
+        let store = database.store().await;
+        let t0 = Utc::now() - Duration::days(60);
+        let day = |days: i64| Some(t0 + Duration::days(days));
+        let paths: [&[(&str, i64)]; 4] = [
+            &[("qualified", 2), ("committed", 5), ("transacted", 9)],
+            &[("qualified", 3), ("leak", 4)],
+            &[("qualified", 1), ("committed", 2), ("qualified", 6)],
+            &[],
+        ];
+        for (index, path) in paths.iter().enumerate() {
+            let created =
+                store.create_opportunity(new_opportunity(&format!("O{index}"), day(0))).await.expect("create");
+            for (to, at) in path.iter() {
+                let change = match *to {
+                    "leak" => Command::Leak { reason: "no budget".to_owned() },
+                    key => Command::Move { to: stage(key) },
+                };
+                store.change_stage(created.id, command(change, None, day(*at))).await.expect("change");
+            }
+        }
+        let query = ReportQuery {
+            pipeline: crate::support::sales(),
+            start: None,
+            end: Utc::now(),
+            mode: WindowMode::Cohort,
+            owner: None,
+            source: None,
+            learned_rot_points: Default::default(),
+            now: Utc::now(),
+        };
+        let written = store.funnel_report(&query).await.expect("report");
+        assert_eq!(written.stages[1].advanced, 2, "qualified -> committed twice: {written:?}");
+
+        let db = store.connection();
+        for statement in [
+            "ALTER TABLE transitions DROP COLUMN previous_at",
+            "ALTER TABLE opportunities DROP COLUMN furthest_stage",
+            "DELETE FROM seaql_migrations WHERE version = 'm0005_add_stage_visits'",
+        ] {
+            db.execute_unprepared(statement).await.expect(statement);
+        }
+        store.migrate().await.expect("migrate again");
+        let backfilled = store.funnel_report(&query).await.expect("report");
+        assert_eq!(backfilled, written);
+    }
+}
