@@ -12,8 +12,7 @@ use funnel_domain::PipelineName;
 use funnel_proto::v1 as pb;
 use funnel_scorer::{TrainSettings, load_histories, score_pipeline, train_now};
 use funnel_scoring::{
-    Example, FeatureRow, FeatureSpec, OpportunityHistory, SnapshotPlan, StageInfo, TrainParams, build_examples,
-    fit_logistic, roc_auc, train_model,
+    FeatureRow, FeatureSpec, StageInfo, TrainParams, fit_logistic, roc_auc, train_model, training_examples,
 };
 use funnel_store::{Store, StoreOptions, Trigger};
 use linfa::ParamGuard;
@@ -40,20 +39,6 @@ async fn stages(store: &Store) -> anyhow::Result<Vec<StageInfo>> {
         .iter()
         .map(|stage| StageInfo { key: stage.key.to_string(), rot_after_days: stage.rot_after_days })
         .collect())
-}
-
-/// The examples `train_model` would build, in its (time) order.
-fn ordered_examples(histories: &[OpportunityHistory], stages: &[StageInfo]) -> anyhow::Result<Vec<Example>> {
-    let mut examples = build_examples(histories, stages, SnapshotPlan { every_days: 7, max_per_visit: 8 }, Utc::now())?;
-    examples.sort_by(|a, b| {
-        (a.snapshot_at, &a.opportunity_id, a.snapshot_index, &a.stage).cmp(&(
-            b.snapshot_at,
-            &b.opportunity_id,
-            b.snapshot_index,
-            &b.stage,
-        ))
-    });
-    Ok(examples)
 }
 
 /// Writes a float64 matrix as `.npy` (format 1.0, C order).
@@ -86,7 +71,7 @@ pub async fn b5(bench: &mut Bench) -> anyhow::Result<()> {
     let settings = bench.settings.clone();
     let histories = load_histories(&loaded.store, &sales()?, None, HISTORY_BATCH, &|_| {}).await?;
     let stages = stages(&loaded.store).await?;
-    let mut examples = ordered_examples(&histories, &stages)?;
+    let mut examples = training_examples(&histories, &stages, &TrainParams::default(), Utc::now())?;
     drop(histories);
     let available = examples.len();
     examples.truncate(settings.examples);

@@ -37,6 +37,7 @@ pub use metrics::{
 };
 pub use model::{
     AlphaTrial, ClassCounts, Coefficient, Evaluation, ThresholdSource, TrainedModel, TrainingOutcome, train_model,
+    training_examples,
 };
 pub use score::{Factor, ReasonCode, Score, baseline_only_score, score};
 pub use train::{TrainParams, ValidTrainParams};

@@ -180,6 +180,28 @@ fn evaluate_on_holdout(
     Ok(Some((evaluation, alpha, threshold)))
 }
 
+/// The examples [`train_model`] learns from, in its order: by snapshot time,
+/// then a total order, so the time split does not depend on input order.
+pub fn training_examples(
+    histories: &[OpportunityHistory],
+    stages: &[StageInfo],
+    params: &TrainParams,
+    now: DateTime<Utc>,
+) -> Result<Vec<Example>> {
+    let params = params.check_ref()?;
+    let plan = SnapshotPlan { every_days: params.snapshot_every_days, max_per_visit: params.max_snapshots_per_visit };
+    let mut examples = build_examples(histories, stages, plan, now)?;
+    examples.sort_by(|a, b| {
+        (a.snapshot_at, &a.opportunity_id, a.snapshot_index, &a.stage).cmp(&(
+            b.snapshot_at,
+            &b.opportunity_id,
+            b.snapshot_index,
+            &b.stage,
+        ))
+    });
+    Ok(examples)
+}
+
 /// Trains a scorer on histories as of `now`. Returns `InsufficientData`
 /// (not an error) when a class has fewer than `min_examples_per_class`
 /// examples.
@@ -189,18 +211,8 @@ pub fn train_model(
     params: &TrainParams,
     now: DateTime<Utc>,
 ) -> Result<TrainingOutcome> {
+    let examples = training_examples(histories, stages, params, now)?;
     let params = params.check_ref()?.clone();
-    let plan = SnapshotPlan { every_days: params.snapshot_every_days, max_per_visit: params.max_snapshots_per_visit };
-    let mut examples = build_examples(histories, stages, plan, now)?;
-    // A total order, so the split does not depend on input order.
-    examples.sort_by(|a, b| {
-        (a.snapshot_at, &a.opportunity_id, a.snapshot_index, &a.stage).cmp(&(
-            b.snapshot_at,
-            &b.opportunity_id,
-            b.snapshot_index,
-            &b.stage,
-        ))
-    });
     let all: Vec<&Example> = examples.iter().collect();
     let baseline = StageBaseline::from_examples(&all, stages, params.rot_quantile)?;
     let advanced = all.iter().filter(|example| example.advanced).count();
