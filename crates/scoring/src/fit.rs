@@ -12,10 +12,11 @@
 //! - it does not report how many iterations it took, and every restart costs
 //!   L-BFGS its curvature memory and a long first line search, so a fit runs
 //!   in few, long chunks;
-//! - each L-BFGS iteration passes over X about five times (cost and gradient
-//!   are computed apart, and the gradient once more after the line search),
-//!   so on large data the number of passes is the cost. Issue 7 (B5) has the
-//!   measurements behind the layout and the warm start below.
+//! - on large data the passes over X are the cost. Upstream makes about five
+//!   per L-BFGS iteration; the vendored copy (vendor/README.md) evaluates
+//!   cost and gradient together and remembers the last point, which makes it
+//!   one, so what is left to save is iterations: hence the warm start below.
+//!   Issue 7 (B5) has the measurements.
 
 use std::cmp::Ordering;
 
@@ -189,11 +190,10 @@ pub fn fit_logistic(x: &Array2<f64>, advanced: &[bool], alpha: f64, params: &Val
     } else {
         Array1::zeros(x.ncols() + 1)
     };
-    // Column-major once X outgrows the caches, so the gradient's X^T (p - y)
-    // walks contiguous memory: without BLAS, ndarray computes it row by row of
-    // X^T, and on a row-major X each such row is a strided pass over the whole
-    // matrix (issue 7, B5: 4x faster at 800,000 x 50). Small fits keep the
-    // layout, and with it the rounding the known-answer test pins.
+    // Column-major once X outgrows the caches: the solver's blocks of rows
+    // then read each column contiguously (issue 7, B5: still 5-8% faster at
+    // 800,000 x 50 with the copy counted). Small fits keep the layout, and
+    // with it the rounding the known-answer test pins.
     let column_major_copy = (x.len() >= COLUMN_MAJOR_FROM_ELEMENTS).then(|| column_major(x));
     let records = column_major_copy.as_ref().map_or(x.view(), Array2::view);
     let mut best: Option<LogisticFit> = None;
