@@ -60,6 +60,8 @@ pub struct Store {
     sqlite_writer: Option<Arc<Mutex<()>>>,
     /// Bumped after every commit that appended events (see `events.rs`).
     pub(crate) event_signal: Arc<crate::events::EventSignal>,
+    /// Numbers PostgreSQL's pending events (see `sequencer.rs`).
+    pub(crate) sequencer: Arc<crate::sequencer::Sequencer>,
 }
 
 impl Store {
@@ -101,7 +103,8 @@ impl Store {
         let db = Database::connect(connect_options).await.map_err(StoreError::from)?;
         let sqlite_writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let event_signal = Arc::new(tokio::sync::watch::Sender::new(0));
-        Ok(Self { db, backend, sqlite_writer, event_signal })
+        let sequencer = Arc::default();
+        Ok(Self { db, backend, sqlite_writer, event_signal, sequencer })
     }
 
     /// Applies pending migrations; safe to call on every start, and from
@@ -117,7 +120,8 @@ impl Store {
         txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")).await?;
         Migrator::up(&txn, None).await?;
         txn.commit().await?;
-        Ok(())
+        // Events a stopped process committed but did not number.
+        self.number_pending_events().await
     }
 
     /// Answers whether the database is reachable.

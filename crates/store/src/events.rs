@@ -1,13 +1,14 @@
 //! The change feed: every mutation appends its events in its own
-//! transaction, numbered from the one-row `event_counter`.
+//! transaction, and each event gets a gap-free sequence number in commit
+//! order from the one-row `event_counter`.
 //!
-//! Why the counter and not an auto-increment: the counter row is bumped as
-//! the last statement before commit, so on PostgreSQL its row lock orders
-//! writers between the bump and the commit. Sequence n+1 is handed out only
-//! after the transaction holding n has committed (or rolled back, undoing
-//! its bump), so the feed is gap-free and in commit order: a watcher that
-//! has read up to n never misses an event committed later with a smaller
-//! number. SQLite writers are serialized by [`Store::write_lock`] anyway.
+//! On SQLite, whose writers are serialized by [`Store::write_lock`], the
+//! writer bumps the counter and numbers its events itself, as the last
+//! statement before commit. On PostgreSQL that would hold the counter's row
+//! lock through every commit; writers insert their events unnumbered
+//! instead and a short round numbers them after the commit
+//! (`sequencer.rs`). Either way a watcher that has read up to n never
+//! misses an event committed later with a smaller number.
 
 use chrono::{DateTime, Utc};
 use funnel_domain::{OpportunityId, PipelineName, TransitionKind};
@@ -18,7 +19,7 @@ use sea_orm::{
 use tokio::sync::watch;
 
 use crate::time::{from_micros, to_micros};
-use crate::{Result, Store, StoreError};
+use crate::{Backend, Result, Store, StoreError};
 
 /// At most this many opportunity ids are listed in a scores event.
 pub const MAX_IDS_PER_SCORES_EVENT: usize = 100;
@@ -148,9 +149,8 @@ pub(crate) mod event {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Numbers and inserts `events` in the caller's transaction. Call it as the
-/// last thing before commit: from the counter bump on, concurrent writers
-/// wait for this transaction (see the module documentation).
+/// Numbers and inserts `events` in the caller's transaction (SQLite). Call
+/// it as the last thing before commit.
 pub(crate) async fn append_events(txn: &DatabaseTransaction, events: Vec<NewEvent>) -> Result<()> {
     if events.is_empty() {
         return Ok(());
@@ -189,10 +189,19 @@ impl Store {
     /// this process's watchers are woken right after the commit.
     pub(crate) async fn commit_with_events(&self, txn: DatabaseTransaction, events: Vec<NewEvent>) -> Result<()> {
         let any = !events.is_empty();
-        append_events(&txn, events).await?;
+        if self.backend() == Backend::Sqlite {
+            append_events(&txn, events).await?;
+            txn.commit().await?;
+            if any {
+                self.event_signal.send_modify(|commits| *commits = commits.wrapping_add(1));
+            }
+            return Ok(());
+        }
+        crate::sequencer::append_pending(&txn, events).await?;
         txn.commit().await?;
-        if any {
-            self.event_signal.send_modify(|commits| *commits = commits.wrapping_add(1));
+        if any && let Err(error) = self.sequence_committed_events().await {
+            // The change and its events are committed; the next round numbers them.
+            tracing::warn!(%error, "events committed but not numbered yet");
         }
         Ok(())
     }

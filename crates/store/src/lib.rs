@@ -12,6 +12,7 @@ mod import;
 mod jobs;
 mod migration;
 mod migration_events;
+mod migration_outbox;
 mod migration_scoring;
 mod migration_visits;
 mod model;
@@ -23,6 +24,7 @@ mod pipelines;
 mod registry;
 mod report;
 mod scores;
+mod sequencer;
 pub mod time;
 
 pub use connect::{Backend, PoolUsage, Store, StoreOptions};

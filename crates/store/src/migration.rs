@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::migration_scoring::CreateScoringTables),
             Box::new(crate::migration_events::CreateEventTables),
             Box::new(crate::migration_visits::AddStageVisits),
+            Box::new(crate::migration_outbox::CreateEventOutbox),
         ]
     }
 }

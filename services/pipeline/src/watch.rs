@@ -114,7 +114,13 @@ async fn feed(
                     tokio::time::sleep(POLL_INTERVAL).await;
                 }
             }
-            () = tokio::time::sleep(POLL_INTERVAL) => {}
+            () = tokio::time::sleep(POLL_INTERVAL) => {
+                // A writer that stopped between its commit and numbering its
+                // events (PostgreSQL) leaves them to whoever looks next.
+                if let Err(error) = store.number_pending_events().await {
+                    tracing::warn!(%error, "numbering pending events failed; retrying at the next poll");
+                }
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! set.
 
 mod conflicts;
+mod feed;
 mod import;
 mod migrations;
 mod properties;

@@ -1,0 +1,116 @@
+//! The change feed's numbering under concurrent writers, and on PostgreSQL
+//! the events a writer committed but did not live to number.
+
+use std::collections::BTreeMap;
+
+use funnel_domain::{Command, OpportunityId};
+use funnel_store::{EventFilter, EventKind, EventRecord, Store, StoreOptions};
+use funnel_testkit::{TestDatabase, backends};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+use crate::support::{command, new_opportunity, stage};
+
+const WRITERS: usize = 8;
+const MOVES_PER_WRITER: usize = 10;
+
+async fn all_events_after(store: &Store, after: i64) -> Vec<EventRecord> {
+    store.events_after(after, &EventFilter::default(), 10_000).await.expect("read the feed")
+}
+
+async fn pending_count(store: &Store) -> i64 {
+    let count = Statement::from_string(DbBackend::Postgres, "SELECT count(*) AS pending FROM pending_events");
+    let row = store.connection().query_one_raw(count).await.expect("count pending events").expect("one row");
+    row.try_get("", "pending").expect("a count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_get_gap_free_numbers_in_each_opportunitys_order() {
+    for database in backends().await {
+        println!("backend: {database}");
+        let store = database.store().await;
+        let before = store.last_event_sequence().await.expect("last sequence");
+        let mut writers = Vec::new();
+        for writer in 0..WRITERS {
+            let store = store.clone();
+            writers.push(tokio::spawn(async move {
+                let created = store.create_opportunity(new_opportunity(&format!("feed {writer}"), None)).await?;
+                for step in 0..MOVES_PER_WRITER {
+                    let to = if step % 2 == 0 { "qualified" } else { "prospect" };
+                    store.change_stage(created.id, command(Command::Move { to: stage(to) }, None, None)).await?;
+                }
+                Ok::<OpportunityId, funnel_store::StoreError>(created.id)
+            }));
+        }
+        let mut ids = Vec::new();
+        for writer in writers {
+            ids.push(writer.await.expect("no panic").expect("every write succeeds"));
+        }
+
+        // Every write has returned, so every event is numbered and readable.
+        let events = all_events_after(&store, before).await;
+        let expected = (WRITERS * (1 + MOVES_PER_WRITER)) as i64;
+        let sequences: Vec<i64> = events.iter().map(|event| event.sequence).collect();
+        assert_eq!(sequences, (before + 1..=before + expected).collect::<Vec<_>>(), "gap-free, each once");
+        assert_eq!(store.last_event_sequence().await.expect("last sequence"), before + expected);
+
+        let mut kinds: BTreeMap<OpportunityId, Vec<EventKind>> = BTreeMap::new();
+        for event in &events {
+            kinds.entry(event.opportunity_id.expect("an opportunity's event")).or_default().push(event.kind);
+        }
+        let mut one_opportunity = vec![EventKind::OpportunityCreated];
+        for step in 0..MOVES_PER_WRITER {
+            one_opportunity.push(if step % 2 == 0 {
+                EventKind::OpportunityAdvanced
+            } else {
+                EventKind::OpportunityMovedBack
+            });
+        }
+        for id in &ids {
+            assert_eq!(kinds[id], one_opportunity, "{id}: its events in the order of its changes");
+        }
+        if database.url().starts_with("postgres") {
+            assert_eq!(pending_count(&store).await, 0, "nothing left unnumbered");
+        }
+    }
+}
+
+/// What a writer that committed and then stopped leaves behind.
+async fn leave_pending(store: &Store, title: &str) {
+    let insert = format!(
+        "INSERT INTO pending_events (event_type, pipeline, opportunity_id, payload, occurred_at, recorded_at) \
+         VALUES ('pipeline_updated', 'sales', NULL, '{{\"note\": \"{title}\"}}', 1, 1)"
+    );
+    store.connection().execute_unprepared(&insert).await.expect("insert a pending event");
+}
+
+#[tokio::test]
+async fn on_postgres_events_a_stopped_writer_left_are_numbered_at_start_up_by_a_watcher_or_the_next_write() {
+    let Some(database) = TestDatabase::postgres().await else {
+        eprintln!("skipped: FUNNEL_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let store = database.store().await;
+    store.create_opportunity(new_opportunity("first", None)).await.expect("create");
+    let first = store.last_event_sequence().await.expect("last sequence");
+
+    leave_pending(&store, "orphan 1").await;
+    assert!(all_events_after(&store, first).await.is_empty(), "unnumbered events are not in the feed");
+    let restarted = Store::connect(database.url(), &StoreOptions::default()).await.expect("connect");
+    restarted.migrate().await.expect("start-up");
+    let events = all_events_after(&store, first).await;
+    assert_eq!(events.iter().map(|event| event.sequence).collect::<Vec<_>>(), vec![first + 1]);
+    assert!(events[0].payload.contains("orphan 1"), "{:?}", events[0].payload);
+
+    leave_pending(&store, "orphan 2").await;
+    store.number_pending_events().await.expect("a watcher's poll");
+    assert_eq!(store.last_event_sequence().await.expect("last sequence"), first + 2);
+
+    leave_pending(&store, "orphan 3").await;
+    let created = store.create_opportunity(new_opportunity("second", None)).await.expect("create");
+    let events = all_events_after(&store, first + 2).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events[0].payload.contains("orphan 3"), "the one committed first comes first: {events:?}");
+    assert_eq!((events[1].kind, events[1].opportunity_id), (EventKind::OpportunityCreated, Some(created.id)));
+    assert_eq!(events[1].sequence, first + 4);
+    assert_eq!(pending_count(&store).await, 0);
+}
