@@ -21,28 +21,29 @@
 //! that died between its commit and a round are numbered by the next round
 //! of any process: at start-up, on the next write, or by a watcher's poll.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait};
+use sea_orm::sqlx::{self, Row};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, Statement};
 use tokio::sync::Mutex;
 
 use crate::events::NewEvent;
 use crate::time::to_micros;
-use crate::{Backend, Result, Store};
+use crate::{Backend, Result, Store, StoreError};
 
-/// Pending events moved per statement: bounds one statement's memory when a
-/// large import left many behind.
-const ROUND_BATCH: i64 = 10_000;
-
-/// Locks the counter row: rounds of all processes run one at a time, and so
-/// do SQLite-style writers of an older version during a rolling upgrade.
-const LOCK_COUNTER: &str = "SELECT value FROM event_counter WHERE id = 1 FOR UPDATE";
-
-/// Moves up to `$1` committed pending events into `events`, numbered on
-/// from the counter in their insertion order, and advances the counter.
-/// Answers no row when there was nothing to move (and writes nothing).
-const MOVE_PENDING: &str = "WITH moved AS ( \
-       DELETE FROM pending_events WHERE id IN (SELECT id FROM pending_events ORDER BY id LIMIT $1) \
+/// One round, sent as one simple-query message so that it costs one round
+/// trip; the server runs it to its COMMIT even if the caller goes away.
+/// The table lock makes rounds of all processes run one at a time (and
+/// waits out a writer of an older version that still bumps the counter
+/// itself); reads of the counter go on. The second statement moves up to
+/// `ROUND_BATCH` committed pending events into `events`, numbered on from
+/// the counter in insertion order, advances the counter, and answers how
+/// many it moved (no row, and nothing written, when there were none).
+const ROUND: &str = "BEGIN; \
+     LOCK TABLE event_counter IN EXCLUSIVE MODE; \
+     WITH moved AS ( \
+       DELETE FROM pending_events WHERE id IN (SELECT id FROM pending_events ORDER BY id LIMIT 10000) \
        RETURNING id, event_type, pipeline, opportunity_id, payload, occurred_at, recorded_at), \
      numbered AS ( \
        SELECT (SELECT value FROM event_counter WHERE id = 1) + row_number() OVER (ORDER BY id) AS sequence, * \
@@ -53,7 +54,12 @@ const MOVE_PENDING: &str = "WITH moved AS ( \
        RETURNING 1), \
      total AS (SELECT count(*) AS moved FROM inserted) \
      UPDATE event_counter SET value = value + total.moved FROM total \
-     WHERE id = 1 AND total.moved > 0 RETURNING total.moved";
+     WHERE id = 1 AND total.moved > 0 RETURNING total.moved; \
+     COMMIT";
+
+/// The LIMIT in [`ROUND`]: bounds one statement's memory when a large
+/// import left many events behind.
+const ROUND_BATCH: i64 = 10_000;
 
 const ANY_PENDING: &str = "SELECT EXISTS (SELECT 1 FROM pending_events) AS any";
 
@@ -111,16 +117,31 @@ pub(crate) async fn append_pending(txn: &DatabaseTransaction, events: Vec<NewEve
 
 impl Store {
     /// Returns once every event committed before the call is numbered. Runs
-    /// a round unless one that started after the call has finished.
+    /// a round unless one that started after the call has finished. The
+    /// round runs in its own task: a caller that gives up (a client's
+    /// deadline) does not abandon it halfway.
     pub(crate) async fn sequence_committed_events(&self) -> Result<()> {
+        let store = self.clone();
+        let wanted = self.sequencer.started.load(Ordering::SeqCst) + 1;
+        let round = tokio::spawn(async move { store.round_unless_done(wanted).await });
+        round.await.map_err(|error| StoreError::Internal(format!("the event numbering task failed: {error}")))?
+    }
+
+    async fn round_unless_done(&self, wanted: u64) -> Result<()> {
         let sequencer = &self.sequencer;
-        let wanted = sequencer.started.load(Ordering::SeqCst) + 1;
         let _running = sequencer.running.lock().await;
         if sequencer.finished.load(Ordering::SeqCst) >= wanted {
             return Ok(());
         }
         let round = sequencer.started.fetch_add(1, Ordering::SeqCst) + 1;
-        let moved = self.run_round().await?;
+        let mut moved = 0;
+        loop {
+            let batch = self.run_round().await?;
+            moved += batch;
+            if batch < ROUND_BATCH {
+                break;
+            }
+        }
         sequencer.finished.store(round, Ordering::SeqCst);
         if moved > 0 {
             self.event_signal.send_modify(|commits| *commits = commits.wrapping_add(1));
@@ -143,25 +164,31 @@ impl Store {
         if any { self.sequence_committed_events().await } else { Ok(()) }
     }
 
-    /// One round: everything pending and committed, in batches, in one
-    /// transaction. Returns how many events it numbered.
-    async fn run_round(&self) -> Result<u64> {
-        let txn = self.db.begin().await?;
-        txn.execute_unprepared(LOCK_COUNTER).await?;
-        let mut total = 0_u64;
-        loop {
-            let statement =
-                Statement::from_sql_and_values(txn.get_database_backend(), MOVE_PENDING, [ROUND_BATCH.into()]);
-            let moved = match txn.query_one_raw(statement).await? {
-                Some(row) => row.try_get::<i64>("", "moved")?,
-                None => 0,
-            };
-            total += u64::try_from(moved).unwrap_or(0);
-            if moved < ROUND_BATCH {
-                break;
+    /// One round's transaction; returns how many events it numbered.
+    async fn run_round(&self) -> Result<i64> {
+        let mut connection = self.db.get_postgres_connection_pool().acquire().await.map_err(sqlx_error)?;
+        let rows = match sqlx::raw_sql(ROUND).fetch_all(&mut *connection).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                // A failed statement skips the rest of the message, COMMIT
+                // included: end the aborted transaction before the
+                // connection goes back to the pool, or drop the connection.
+                if sqlx::raw_sql("ROLLBACK").execute(&mut *connection).await.is_err() {
+                    connection.close_on_drop();
+                }
+                return Err(sqlx_error(error));
             }
+        };
+        let mut moved = 0;
+        for row in rows {
+            moved += row.try_get::<i64, _>("moved").map_err(|error| StoreError::Internal(error.to_string()))?;
         }
-        txn.commit().await?;
-        Ok(total)
+        Ok(moved)
     }
+}
+
+/// Wrapped as sea-orm wraps it, so [`StoreError`]'s one classification
+/// applies (a lost connection is UNAVAILABLE).
+fn sqlx_error(error: sqlx::Error) -> StoreError {
+    StoreError::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(Arc::new(error))))
 }

@@ -114,3 +114,37 @@ async fn on_postgres_events_a_stopped_writer_left_are_numbered_at_start_up_by_a_
     assert_eq!(events[1].sequence, first + 4);
     assert_eq!(pending_count(&store).await, 0);
 }
+
+#[tokio::test]
+async fn on_postgres_a_failed_round_changes_nothing_and_leaves_its_connection_usable() {
+    let Some(database) = TestDatabase::postgres().await else {
+        eprintln!("skipped: FUNNEL_TEST_DATABASE_URL is not set");
+        return;
+    };
+    database.store().await;
+    // One connection, so the round and everything after share it.
+    let options = StoreOptions { max_connections: 1, ..StoreOptions::default() };
+    let store = Store::connect(database.url(), &options).await.expect("connect");
+    let created = store.create_opportunity(new_opportunity("first", None)).await.expect("create");
+    let last = store.last_event_sequence().await.expect("last sequence");
+
+    // A row in the way of the next number makes the round's INSERT fail.
+    let in_the_way = format!(
+        "INSERT INTO events (sequence, event_type, pipeline, payload, occurred_at, recorded_at) \
+         VALUES ({}, 'pipeline_updated', 'sales', '{{}}', 1, 1)",
+        last + 1
+    );
+    store.connection().execute_unprepared(&in_the_way).await.expect("insert a row in the way");
+    leave_pending(&store, "waiting").await;
+    store.number_pending_events().await.expect_err("the round fails");
+    assert_eq!(store.last_event_sequence().await.expect("the connection still works"), last);
+    assert_eq!(pending_count(&store).await, 1, "the failed round moved nothing");
+    store.get_opportunity(created.id).await.expect("the connection is not left in an aborted transaction");
+
+    let remove = format!("DELETE FROM events WHERE sequence = {}", last + 1);
+    store.connection().execute_unprepared(&remove).await.expect("remove the row in the way");
+    store.number_pending_events().await.expect("the next round succeeds");
+    let events = all_events_after(&store, last).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].payload.contains("waiting"), "{events:?}");
+}
