@@ -102,7 +102,7 @@ pub async fn b5(bench: &mut Bench) -> anyhow::Result<()> {
 
     let mut comparison = Comparison::new(
         "B5",
-        &format!("fit_logistic (linfa-logistic 0.8.1), {cut} x {width}, alpha {ALPHA}"),
+        &format!("fit_logistic (linfa-logistic 0.8.1 with vendor/ patch), {cut} x {width}, alpha {ALPHA}"),
         "scikit-learn LogisticRegression(lbfgs, C=1/alpha) on the exported matrix",
         "s",
         Goal::AtMost(1.5),
