@@ -62,6 +62,7 @@ pub struct Store {
     pub(crate) event_signal: Arc<crate::events::EventSignal>,
     /// Numbers PostgreSQL's pending events (see `sequencer.rs`).
     pub(crate) sequencer: Arc<crate::sequencer::Sequencer>,
+    pub(crate) pipeline_cache: Arc<crate::pipelines::PipelineCache>,
 }
 
 impl Store {
@@ -104,7 +105,8 @@ impl Store {
         let sqlite_writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let event_signal = Arc::new(tokio::sync::watch::Sender::new(0));
         let sequencer = Arc::default();
-        Ok(Self { db, backend, sqlite_writer, event_signal, sequencer })
+        let pipeline_cache = Arc::default();
+        Ok(Self { db, backend, sqlite_writer, event_signal, sequencer, pipeline_cache })
     }
 
     /// Applies pending migrations; safe to call on every start, and from

@@ -6,14 +6,15 @@ use funnel_domain::{
     apply, check_occurred_at, created, decide,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
-use crate::entity::{opportunity, transition};
+use crate::entity::{opportunity, pipeline, transition};
 use crate::events::{self, EventKind};
 use crate::model::{HistoryRow, NewOpportunity, Opportunity, OpportunityFilter, OpportunityPatch, Page, StageCommand};
-use crate::pipelines::{corrupt, load as load_pipeline};
+use crate::pipelines::{PipelineStamp, corrupt, load as load_pipeline};
 use crate::time::{self, from_micros, to_micros};
 use crate::{Result, Store, StoreError, opportunity_reads, page};
 
@@ -223,9 +224,9 @@ impl Store {
     async fn try_change_stage(&self, id: OpportunityId, command: &StageCommand) -> Result<Opportunity> {
         let _writer = self.write_lock().await;
         let txn = self.db.begin().await?;
-        let (mut opportunity, furthest) = fetch_with_furthest(&txn, id).await?;
+        let (mut opportunity, furthest, stamp) = fetch_for_change(&txn, id).await?;
         check_version(&opportunity, command.expected_version)?;
-        let pipeline = load_pipeline(&txn, opportunity.pipeline.as_str()).await?.def;
+        let pipeline = self.pipeline_def(&txn, opportunity.pipeline.as_str(), stamp).await?;
         let now = time::now();
         let occurred_at =
             command.occurred_at.map(time::truncate).unwrap_or_else(|| now.max(opportunity.state.last_change_at));
@@ -310,6 +311,32 @@ async fn fetch_with_furthest(db: &impl ConnectionTrait, id: OpportunityId) -> Re
             Ok((from_row(row)?, furthest))
         }
         None => Err(StoreError::not_found("opportunity", id)),
+    }
+}
+
+/// What a stage change reads, in one query: the opportunity, its stored
+/// furthest stage and its pipeline's stamp.
+async fn fetch_for_change(
+    db: &impl ConnectionTrait,
+    id: OpportunityId,
+) -> Result<(Opportunity, Option<String>, PipelineStamp)> {
+    let pipeline_of = opportunity::Entity::belongs_to(pipeline::Entity)
+        .from(opportunity::Column::Pipeline)
+        .to(pipeline::Column::Name)
+        .into();
+    let found = opportunity::Entity::find_by_id(id.uuid())
+        .join(JoinType::InnerJoin, pipeline_of)
+        .select_also(pipeline::Entity)
+        .one(db)
+        .await?;
+    match found {
+        Some((mut row, Some(pipeline_row))) => {
+            let furthest = row.furthest_stage.take();
+            let stamp = PipelineStamp { version: pipeline_row.version, created_at: pipeline_row.created_at };
+            Ok((from_row(row)?, furthest, stamp))
+        }
+        // The foreign key makes a missing pipeline impossible.
+        Some((_, None)) | None => Err(StoreError::not_found("opportunity", id)),
     }
 }
 

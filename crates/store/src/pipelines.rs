@@ -1,3 +1,6 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use chrono::Utc;
 use funnel_domain::{DomainError, PipelineDef, PipelineName, StageDef, StageKey, limits};
 use sea_orm::sea_query::Expr;
@@ -217,6 +220,54 @@ pub(crate) async fn load(db: &impl ConnectionTrait, name: &str) -> Result<Pipeli
         created_at: from_micros(row.created_at),
         updated_at: from_micros(row.updated_at),
     })
+}
+
+/// Pipeline definitions by name, as of a version. A pipeline's stages change
+/// only together with its version, so a stage change that reads the version
+/// with its opportunity (one join) can skip reading the pipeline and its
+/// stages: two of its round trips (issue 7, B1). One entry per pipeline.
+#[derive(Default)]
+pub(crate) struct PipelineCache(Mutex<HashMap<String, CachedPipeline>>);
+
+/// What identifies a pipeline's definition: its version, and its creation
+/// time in case a pipeline is ever dropped and created again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PipelineStamp {
+    pub version: i64,
+    pub created_at: i64,
+}
+
+struct CachedPipeline {
+    stamp: PipelineStamp,
+    def: Arc<PipelineDef>,
+}
+
+impl Store {
+    /// The definition of pipeline `name` as of `stamp`, from the cache or
+    /// read in the caller's transaction.
+    pub(crate) async fn pipeline_def(
+        &self,
+        db: &impl ConnectionTrait,
+        name: &str,
+        stamp: PipelineStamp,
+    ) -> Result<Arc<PipelineDef>> {
+        let cache = &self.pipeline_cache.0;
+        if let Some(cached) = cache.lock().unwrap_or_else(PoisonError::into_inner).get(name)
+            && cached.stamp == stamp
+        {
+            return Ok(cached.def.clone());
+        }
+        let loaded = load(db, name).await?;
+        let def = Arc::new(loaded.def);
+        let loaded_stamp = PipelineStamp { version: loaded.version, created_at: to_micros(loaded.created_at) };
+        // Another writer may have changed it since `stamp` was read: cache
+        // what was loaded, under the stamp it was loaded with.
+        cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), CachedPipeline { stamp: loaded_stamp, def: def.clone() });
+        Ok(def)
+    }
 }
 
 /// A stored value that fails validation was not written by this code.

@@ -1,11 +1,11 @@
 //! Optimistic concurrency: a stale version is a conflict, and of concurrent
 //! writers with the same version exactly one wins.
 
-use funnel_domain::Command;
-use funnel_store::{OpportunityPatch, StoreError};
+use funnel_domain::{Command, StageDef};
+use funnel_store::{OpportunityPatch, Store, StoreError, StoreOptions};
 use funnel_testkit::backends;
 
-use crate::support::{command, full_history, new_opportunity, stage};
+use crate::support::{command, full_history, new_opportunity, sales, stage};
 
 #[tokio::test]
 async fn a_stale_version_is_a_conflict_and_changes_nothing() {
@@ -59,5 +59,43 @@ async fn of_concurrent_changes_with_the_same_version_exactly_one_wins() {
         }
         assert_eq!(wins, 1);
         assert_eq!(full_history(&store, created.id).await.len(), 2, "one new history row");
+    }
+}
+
+/// Each store caches pipeline definitions by version; a second store (a
+/// second replica) changing the stages must be seen by the first's next move.
+#[tokio::test]
+async fn a_stage_change_sees_stages_another_replica_changed_since_its_last_move() {
+    for database in backends().await {
+        println!("backend: {database}");
+        let first = database.store().await;
+        let second = Store::connect(database.url(), &StoreOptions::default()).await.expect("a second replica");
+        let created = first.create_opportunity(new_opportunity("replicas", None)).await.expect("create");
+        first
+            .change_stage(created.id, command(Command::Move { to: stage("qualified") }, None, None))
+            .await
+            .expect("a move caches the pipeline");
+
+        let pipeline = second.get_pipeline(&sales()).await.expect("get");
+        let mut stages = pipeline.def.stages().to_vec();
+        stages.insert(
+            2,
+            StageDef { key: stage("negotiation"), display_name: "Negotiation".to_owned(), rot_after_days: None },
+        );
+        second.update_pipeline(&sales(), None, Some(stages), None).await.expect("add a stage");
+        let moved = first
+            .change_stage(created.id, command(Command::Move { to: stage("negotiation") }, None, None))
+            .await
+            .expect("the new stage is known to the first replica");
+        assert_eq!(moved.state.stage, stage("negotiation"));
+
+        let mut without = second.get_pipeline(&sales()).await.expect("get").def.stages().to_vec();
+        without.retain(|stage| stage.key.as_str() != "committed");
+        second.update_pipeline(&sales(), None, Some(without), None).await.expect("remove an empty stage");
+        let error = first
+            .change_stage(created.id, command(Command::Move { to: stage("committed") }, None, None))
+            .await
+            .expect_err("the removed stage is gone for the first replica too");
+        assert!(matches!(error, StoreError::Domain(_)), "{error:?}");
     }
 }
