@@ -148,3 +148,37 @@ async fn on_postgres_a_failed_round_changes_nothing_and_leaves_its_connection_us
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(events[0].payload.contains("waiting"), "{events:?}");
 }
+
+#[tokio::test]
+async fn on_postgres_rounds_vacuum_the_pending_table_as_they_go() {
+    let Some(database) = TestDatabase::postgres().await else {
+        eprintln!("skipped: FUNNEL_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let store = database.store().await;
+    let last = store.last_event_sequence().await.expect("last sequence");
+    let many = "INSERT INTO pending_events (event_type, pipeline, opportunity_id, payload, occurred_at, recorded_at) \
+                SELECT 'pipeline_updated', 'sales', NULL, '{}', n, n FROM generate_series(1, 2500) AS n";
+    store.connection().execute_unprepared(many).await.expect("leave 2,500 pending events");
+    store.number_pending_events().await.expect("one round");
+    assert_eq!(store.last_event_sequence().await.expect("last sequence"), last + 2500);
+    let occurred: Vec<i64> =
+        all_events_after(&store, last).await.iter().map(|event| event.occurred_at.timestamp_micros()).collect();
+    assert_eq!(occurred, (1..=2500).collect::<Vec<_>>(), "numbered in the order they were inserted");
+
+    // The vacuum runs in the background once 2,000 events have gone through.
+    let vacuums = Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT vacuum_count AS vacuums FROM pg_stat_user_tables WHERE relname = 'pending_events'",
+    );
+    let mut vacuumed = 0;
+    for _ in 0..100 {
+        let row = store.connection().query_one_raw(vacuums.clone()).await.expect("read statistics").expect("one row");
+        vacuumed = row.try_get::<i64>("", "vacuums").expect("a count");
+        if vacuumed > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(vacuumed > 0, "pending_events was not vacuumed within 10 s");
+}
