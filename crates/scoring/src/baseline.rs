@@ -72,17 +72,38 @@ impl StageBaseline {
     /// Computes rates and rot points from examples. Each visit counts once,
     /// through its entry snapshot (`snapshot_index == 0`).
     pub fn from_examples(examples: &[&Example], stages: &[StageInfo], rot_quantile: f64) -> Result<Self> {
-        let pipeline = Pipeline::new(stages)?;
-        let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-        let mut days_to_advance: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        for example in examples.iter().filter(|example| example.snapshot_index == 0) {
-            let entry = counts.entry(example.stage.clone()).or_default();
+        let mut tally = BaselineTally::default();
+        tally.add(examples.iter().copied());
+        tally.finish(stages, rot_quantile)
+    }
+}
+
+/// What a [`StageBaseline`] is computed from, gathered a batch of examples at
+/// a time: visits and advances per stage, and the days each advanced visit
+/// took (8 bytes per advanced visit, instead of every history in memory).
+#[derive(Debug, Clone, Default)]
+pub struct BaselineTally {
+    counts: BTreeMap<String, (usize, usize)>,
+    days_to_advance: BTreeMap<String, Vec<f64>>,
+}
+
+impl BaselineTally {
+    /// Counts the first snapshot of each visit among `examples`.
+    pub fn add<'a>(&mut self, examples: impl IntoIterator<Item = &'a Example>) {
+        for example in examples.into_iter().filter(|example| example.snapshot_index == 0) {
+            let entry = self.counts.entry(example.stage.clone()).or_default();
             entry.0 += 1;
             if example.advanced {
                 entry.1 += 1;
-                days_to_advance.entry(example.stage.clone()).or_default().push(example.visit_days);
+                self.days_to_advance.entry(example.stage.clone()).or_default().push(example.visit_days);
             }
         }
+    }
+
+    /// The baseline of everything added.
+    pub fn finish(self, stages: &[StageInfo], rot_quantile: f64) -> Result<StageBaseline> {
+        let pipeline = Pipeline::new(stages)?;
+        let Self { counts, mut days_to_advance } = self;
         let mut rates = BTreeMap::new();
         let (mut all_visits, mut all_advanced) = (0, 0);
         for (stage, (visits, advanced)) in counts {
@@ -104,14 +125,16 @@ impl StageBaseline {
             };
             rot_points.insert(key.clone(), point);
         }
-        Ok(Self {
+        Ok(StageBaseline {
             stage_order: pipeline.keys().to_vec(),
             rates,
             rot_points,
             overall_advance_rate: smoothed(all_advanced, all_visits),
         })
     }
+}
 
+impl StageBaseline {
     /// The stage's advance rate, or the 0.5 prior for a stage never seen.
     pub fn rate(&self, stage: &str) -> f64 {
         self.rates.get(stage).map_or(PRIOR_ADVANCE_RATE, |stage_rate| stage_rate.rate)
@@ -150,5 +173,45 @@ mod tests {
         let value = quantile(&mut values, 0.9).expect("non-empty");
         assert!((value - 7.6).abs() < 1e-12);
         assert_eq!(quantile(&mut [], 0.9), None);
+    }
+
+    fn example(stage: &str, snapshot_index: u32, visit_days: f64, advanced: bool) -> Example {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        Example {
+            opportunity_id: String::new(),
+            stage: stage.to_owned(),
+            snapshot_at: at,
+            snapshot_index,
+            resolved_at: at,
+            visit_days,
+            advanced,
+            row: crate::examples::FeatureRow {
+                categorical: BTreeMap::new(),
+                numeric: BTreeMap::new(),
+                attributes: BTreeMap::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_tally_fed_in_batches_gives_the_baseline_of_all_the_examples() {
+        let stages: Vec<StageInfo> = ["prospect", "qualified", "won"]
+            .map(|key| StageInfo { key: key.to_owned(), rot_after_days: None })
+            .to_vec();
+        let examples: Vec<Example> = (0..40)
+            .map(|i| {
+                let stage = if i % 3 == 0 { "qualified" } else { "prospect" };
+                example(stage, u32::from(i % 4 == 1), f64::from(i % 9) + 0.5, i % 5 != 0)
+            })
+            .collect();
+        let all: Vec<&Example> = examples.iter().collect();
+        let whole = StageBaseline::from_examples(&all, &stages, 0.9).expect("baseline");
+
+        let mut tally = BaselineTally::default();
+        for batch in examples.chunks(7) {
+            tally.add(batch);
+        }
+        assert_eq!(tally.finish(&stages, 0.9).expect("baseline"), whole);
+        assert!(whole.rates["prospect"].visits > 0 && whole.rot_points.contains_key("qualified"), "{whole:?}");
     }
 }

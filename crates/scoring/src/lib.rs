@@ -22,7 +22,7 @@ mod model;
 mod score;
 mod train;
 
-pub use baseline::{PRIOR_ADVANCE_RATE, RotPoint, RotSource, StageBaseline, StageRate};
+pub use baseline::{BaselineTally, PRIOR_ADVANCE_RATE, RotPoint, RotSource, StageBaseline, StageRate};
 pub use error::{Error, Result};
 pub use examples::{
     ACTIVITIES_7D, ACTIVITIES_30D, AGE_DAYS, BACKWARD_MOVES_BEFORE, CurrentRow, DAYS_IN_STAGE, DAYS_SINCE_ACTIVITY,
