@@ -199,11 +199,19 @@ impl Store {
         }
         crate::sequencer::append_pending(&txn, events).await?;
         txn.commit().await?;
-        if any && let Err(error) = self.sequence_committed_events().await {
-            // The change and its events are committed; the next round numbers them.
-            tracing::warn!(%error, "events committed but not numbered yet");
+        if any {
+            self.events_committed().await;
         }
         Ok(())
+    }
+
+    /// After a commit that left events pending (PostgreSQL): returns once
+    /// they are numbered. A failure is logged, not returned: the change and
+    /// its events are committed, and the next round numbers them.
+    pub(crate) async fn events_committed(&self) {
+        if let Err(error) = self.sequence_committed_events().await {
+            tracing::warn!(%error, "events committed but not numbered yet");
+        }
     }
 
     /// Changes whenever this process commits events. Writes of other

@@ -25,6 +25,7 @@ mod registry;
 mod report;
 mod scores;
 mod sequencer;
+mod stage_write;
 pub mod time;
 
 pub use connect::{Backend, PoolUsage, Store, StoreOptions};

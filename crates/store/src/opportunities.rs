@@ -15,12 +15,23 @@ use crate::entity::{opportunity, pipeline, transition};
 use crate::events::{self, EventKind};
 use crate::model::{HistoryRow, NewOpportunity, Opportunity, OpportunityFilter, OpportunityPatch, Page, StageCommand};
 use crate::pipelines::{PipelineStamp, corrupt, load as load_pipeline};
+use crate::stage_write::{self, StageWrite};
 use crate::time::{self, from_micros, to_micros};
-use crate::{Result, Store, StoreError, opportunity_reads, page};
+use crate::{Backend, Result, Store, StoreError, opportunity_reads, page};
 
 /// Attempts at a stage change the caller did not condition on an etag, when
 /// a concurrent writer keeps winning the race.
 const UNCONDITIONAL_ATTEMPTS: usize = 3;
+
+/// A decided stage change, not yet written.
+struct PlannedChange {
+    opportunity: Opportunity,
+    previous_version: i64,
+    furthest_stage: String,
+    row: Transition,
+    previous_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+}
 
 impl Store {
     /// Creates an open opportunity and its creation history row in one
@@ -222,24 +233,39 @@ impl Store {
     }
 
     async fn try_change_stage(&self, id: OpportunityId, command: &StageCommand) -> Result<Opportunity> {
+        if self.backend() == Backend::Postgres {
+            // Reads outside the transaction; one conditional statement writes.
+            let planned = self.plan_change(&self.db, id, command).await?;
+            let event = events::new::stage_changed(&planned.opportunity, &planned.row);
+            let write = StageWrite {
+                opportunity: &planned.opportunity,
+                previous_version: planned.previous_version,
+                furthest_stage: planned.furthest_stage,
+                row: &planned.row,
+                previous_at: planned.previous_at,
+                event,
+                now: planned.now,
+            };
+            // In a transaction although one statement: a request dropped
+            // while the statement waits (a client's deadline) must roll it
+            // back, not leave it to commit on its own later.
+            let txn = self.db.begin().await?;
+            match stage_write::write(&txn, id, write).await {
+                Ok(true) => {}
+                // The version moved on, or another writer appended the same sequence number first.
+                Ok(false) | Err(StoreError::AlreadyExists(_)) => return Err(lost_race(id)),
+                Err(other) => return Err(other),
+            }
+            txn.commit().await?;
+            self.events_committed().await;
+            return Ok(planned.opportunity);
+        }
         let _writer = self.write_lock().await;
         let txn = self.db.begin().await?;
-        let (mut opportunity, furthest, stamp) = fetch_for_change(&txn, id).await?;
-        check_version(&opportunity, command.expected_version)?;
-        let pipeline = self.pipeline_def(&txn, opportunity.pipeline.as_str(), stamp).await?;
-        let now = time::now();
-        let occurred_at =
-            command.occurred_at.map(time::truncate).unwrap_or_else(|| now.max(opportunity.state.last_change_at));
-        check_occurred_at("occurred_at", occurred_at, Some(opportunity.state.last_change_at), now)?;
-        let row =
-            decide(&pipeline, &opportunity.state, command.command.clone(), occurred_at, &command.actor, &command.note)?;
-        let previous_version = opportunity.version;
-        let previous_at = opportunity.state.last_change_at;
-        opportunity.state = apply(&opportunity.state, &row)?;
-        opportunity.version += 1;
-        opportunity.updated_at = now;
+        let PlannedChange { opportunity, previous_version, furthest_stage, row, previous_at, now } =
+            self.plan_change(&txn, id, command).await?;
         let mut update = to_row(&opportunity, None);
-        update.furthest_stage = Set(Some(furthest_stage(&pipeline, furthest.as_deref(), &row.to_stage)));
+        update.furthest_stage = Set(Some(furthest_stage));
         let outcome = opportunity::Entity::update_many()
             .set(update)
             .filter(opportunity::Column::Id.eq(id.uuid()))
@@ -257,6 +283,32 @@ impl Store {
         })?;
         self.commit_with_events(txn, vec![event]).await?;
         Ok(opportunity)
+    }
+
+    /// Reads an opportunity and decides a stage change: the opportunity as
+    /// it will be, and what to write.
+    async fn plan_change(
+        &self,
+        db: &impl ConnectionTrait,
+        id: OpportunityId,
+        command: &StageCommand,
+    ) -> Result<PlannedChange> {
+        let (mut opportunity, furthest, stamp) = fetch_for_change(db, id).await?;
+        check_version(&opportunity, command.expected_version)?;
+        let pipeline = self.pipeline_def(db, opportunity.pipeline.as_str(), stamp).await?;
+        let now = time::now();
+        let occurred_at =
+            command.occurred_at.map(time::truncate).unwrap_or_else(|| now.max(opportunity.state.last_change_at));
+        check_occurred_at("occurred_at", occurred_at, Some(opportunity.state.last_change_at), now)?;
+        let row =
+            decide(&pipeline, &opportunity.state, command.command.clone(), occurred_at, &command.actor, &command.note)?;
+        let previous_version = opportunity.version;
+        let previous_at = opportunity.state.last_change_at;
+        opportunity.state = apply(&opportunity.state, &row)?;
+        opportunity.version += 1;
+        opportunity.updated_at = now;
+        let furthest_stage = furthest_stage(&pipeline, furthest.as_deref(), &row.to_stage);
+        Ok(PlannedChange { opportunity, previous_version, furthest_stage, row, previous_at, now })
     }
 
     /// An opportunity's history in sequence order.

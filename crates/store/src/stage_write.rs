@@ -1,0 +1,94 @@
+//! A stage change's writes on PostgreSQL as one statement: the opportunity's
+//! conditional UPDATE, its history row and its pending event, in data-
+//! modifying CTEs that insert only when the UPDATE matched: three round
+//! trips with BEGIN and COMMIT, where three statements made five (issue 7,
+//! B1). The reads before it need no transaction: the UPDATE is conditioned
+//! on the version read. SQLite has no data-modifying CTEs and runs the
+//! three statements.
+
+use chrono::{DateTime, Utc};
+use funnel_domain::{OpportunityId, StageKey, Transition};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+
+use crate::events::NewEvent;
+use crate::model::Opportunity;
+use crate::time::to_micros;
+use crate::{Result, StoreError};
+
+const CHANGE_STAGE: &str = "WITH updated AS ( \
+       UPDATE opportunities SET stage = $3, status = $4, stage_entered_at = $5, closed_at = $6, leak_reason = $7, \
+         last_change_at = $8, previous_stage = $9, sequence = $10, version = $11, updated_at = $12, \
+         furthest_stage = $13 \
+       WHERE id = $1 AND version = $2 RETURNING id), \
+     history AS ( \
+       INSERT INTO transitions (opportunity_id, sequence, from_stage, to_stage, from_status, to_status, kind, \
+         occurred_at, recorded_at, actor, reason, note, previous_at) \
+       SELECT id, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25 FROM updated), \
+     event AS ( \
+       INSERT INTO pending_events (event_type, pipeline, opportunity_id, payload, occurred_at, recorded_at) \
+       SELECT $26, $27, id, $28, $29, $30 FROM updated) \
+     SELECT count(*) AS changed FROM updated";
+
+/// What one stage change writes.
+pub(crate) struct StageWrite<'a> {
+    /// The opportunity after the change, with its new version.
+    pub opportunity: &'a Opportunity,
+    pub previous_version: i64,
+    pub furthest_stage: String,
+    pub row: &'a Transition,
+    pub previous_at: DateTime<Utc>,
+    pub event: NewEvent,
+    pub now: DateTime<Utc>,
+}
+
+fn text(value: &str) -> Value {
+    Value::from(value.to_owned())
+}
+
+fn optional_text(value: Option<String>) -> Value {
+    value.into()
+}
+
+/// Writes the change; false when the version moved on since it was read.
+pub(crate) async fn write(db: &impl ConnectionTrait, id: OpportunityId, change: StageWrite<'_>) -> Result<bool> {
+    let StageWrite { opportunity, previous_version, furthest_stage, row, previous_at, event, now } = change;
+    let state = &opportunity.state;
+    let values: Vec<Value> = vec![
+        id.uuid().into(),
+        previous_version.into(),
+        text(state.stage.as_str()),
+        text(state.status.as_str()),
+        to_micros(state.stage_entered_at).into(),
+        state.closed_at.map(to_micros).into(),
+        optional_text(state.leak_reason.clone()),
+        to_micros(state.last_change_at).into(),
+        optional_text(state.previous_stage.as_ref().map(StageKey::to_string)),
+        state.sequence.into(),
+        opportunity.version.into(),
+        to_micros(opportunity.updated_at).into(),
+        furthest_stage.into(),
+        row.sequence.into(),
+        optional_text(row.from_stage.as_ref().map(StageKey::to_string)),
+        text(row.to_stage.as_str()),
+        optional_text(row.from_status.map(|status| status.as_str().to_owned())),
+        text(row.to_status.as_str()),
+        text(row.kind.as_str()),
+        to_micros(row.occurred_at).into(),
+        to_micros(now).into(),
+        row.actor.clone().into(),
+        row.reason.clone().into(),
+        row.note.clone().into(),
+        Some(to_micros(previous_at)).into(),
+        text(event.kind.as_str()),
+        event.pipeline.into(),
+        event.payload.to_string().into(),
+        to_micros(event.occurred_at).into(),
+        to_micros(now).into(),
+    ];
+    let statement = Statement::from_sql_and_values(DbBackend::Postgres, CHANGE_STAGE, values);
+    let Some(result) = db.query_one_raw(statement).await? else {
+        return Err(StoreError::Internal("the stage change answered no row".to_owned()));
+    };
+    let changed: i64 = result.try_get("", "changed")?;
+    Ok(changed == 1)
+}
