@@ -3,7 +3,7 @@
 //! A writer inserts its events unnumbered into `pending_events`, in its own
 //! transaction, and commits. Then a round moves every committed pending
 //! event into `events`, numbered on from `event_counter`, in one short
-//! transaction that holds the counter row's lock. The feed stays gap-free
+//! transaction that locks the counter's table. The feed stays gap-free
 //! and in commit order: a round only sees committed events and hands out
 //! the next numbers under the lock, and a watcher only reads `events`.
 //!
