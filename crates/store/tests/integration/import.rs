@@ -62,3 +62,46 @@ async fn importing_the_same_batch_twice_is_a_no_op() {
         }
     }
 }
+
+/// Two imports of the same records at once (a retried client, two loaders):
+/// the unique key decides, so between them each record is imported once,
+/// and neither fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_imports_of_the_same_records_import_each_once_and_both_succeed() {
+    for database in backends().await {
+        println!("backend: {database}");
+        let store = database.store().await;
+        let batch: Vec<ImportRecord> = (0..200)
+            .map(|index| ImportRecord {
+                index,
+                pipeline: "sales".to_owned(),
+                external_id: format!("same-{index}"),
+                title: format!("concurrent {index}"),
+                owner: "rep-1".to_owned(),
+                history: vec![history_entry("prospect", Status::Open, 20), history_entry("qualified", Status::Open, 5)],
+                ..ImportRecord::default()
+            })
+            .collect();
+        let loaders: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, batch) = (store.clone(), batch.clone());
+                tokio::spawn(async move { store.import_batch(batch).await })
+            })
+            .collect();
+        let (mut imported, mut already_present) = (0, 0);
+        for loader in loaders {
+            let outcome = loader.await.expect("no panic").expect("no loader fails");
+            assert!(outcome.rejections.is_empty(), "{:?}", outcome.rejections);
+            imported += outcome.imported;
+            already_present += outcome.already_present;
+        }
+        assert_eq!((imported, already_present), (200, 600), "each record imported exactly once");
+
+        let filter = OpportunityFilter { pipeline: Some(sales()), ..OpportunityFilter::default() };
+        let listed = store.list_opportunities(&filter, 1000, "").await.expect("list");
+        assert_eq!(listed.items.len(), 200);
+        for opportunity in &listed.items {
+            assert_eq!(full_history(&store, opportunity.id).await.len(), 2, "one history, not two");
+        }
+    }
+}
