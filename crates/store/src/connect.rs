@@ -126,6 +126,19 @@ impl Store {
         self.number_pending_events().await
     }
 
+    /// Refreshes the planner's statistics of the tables a bulk import fills
+    /// (PostgreSQL; a no-op on SQLite). Until autovacuum gets to them, or
+    /// forever where it is off, the planner takes a freshly loaded table for
+    /// empty and picks plans for empty tables (issue 7). ANALYZE samples a
+    /// bounded number of rows, so it takes seconds even at millions.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            return Ok(());
+        }
+        self.db.execute_unprepared("ANALYZE opportunities, transitions, activities").await?;
+        Ok(())
+    }
+
     /// Answers whether the database is reachable.
     pub async fn ping(&self) -> Result<()> {
         self.db.execute_unprepared("SELECT 1").await.map(|_| ()).map_err(StoreError::from)

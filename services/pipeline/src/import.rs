@@ -7,10 +7,14 @@ use funnel_proto::v1 as pb;
 use funnel_store::{ImportActivity, ImportHistory, ImportRecord, ImportRejection, Store};
 use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::convert as c;
 use crate::error::{invalid_argument, store_status};
+
+/// An import stream that brought in at least this many opportunities ends by
+/// refreshing the planner's statistics (`Store::refresh_statistics`).
+const ANALYZE_FROM_IMPORTED: i64 = 1_000;
 
 pub async fn import_stream(
     store: &Store,
@@ -44,6 +48,12 @@ pub async fn import_stream(
         summary.imported += outcome.imported as i64;
         summary.already_present += outcome.already_present as i64;
         summary.rejections.extend(outcome.rejections.into_iter().map(rejection_to_pb));
+    }
+    if summary.imported >= ANALYZE_FROM_IMPORTED {
+        // The import is committed; fresh statistics only help what follows.
+        if let Err(error) = store.refresh_statistics().await {
+            warn!(%error, "refreshing the planner's statistics after the import failed");
+        }
     }
     info!(
         imported = summary.imported,

@@ -205,3 +205,33 @@ async fn an_import_rejects_records_with_unstorable_keys_without_failing_the_batc
         server.shutdown().await;
     }
 }
+
+/// A bulk import leaves the planner statistics of what it filled, even where
+/// autovacuum is off (as on the machines these tests run on).
+#[tokio::test]
+async fn on_postgres_a_large_import_refreshes_the_planner_statistics() {
+    let Some(database) = funnel_testkit::TestDatabase::postgres().await else {
+        eprintln!("skipped: FUNNEL_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let store = database.store().await;
+    let server = funnel_testkit::TestServer::start(store.clone()).await;
+    let mut client = server.client();
+    let records: Vec<pb::ImportedOpportunity> = (0..1_000)
+        .map(|index| record(&format!("bulk-{index}"), vec![entry("prospect", OpportunityStatus::Open, 3)]))
+        .collect();
+    let summary = import(&mut client, vec![pb::ImportOpportunitiesRequest { opportunities: records }]).await;
+    assert_eq!(summary.imported, 1_000);
+
+    let analyzed = sea_orm::Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        "SELECT count(*) AS analyzed FROM pg_stat_user_tables \
+         WHERE relname IN ('opportunities', 'transitions', 'activities') AND last_analyze IS NOT NULL",
+    );
+    let row = sea_orm::ConnectionTrait::query_one_raw(store.connection(), analyzed)
+        .await
+        .expect("read statistics")
+        .expect("one row");
+    assert_eq!(row.try_get::<i64>("", "analyzed").expect("a count"), 3, "all three tables analyzed");
+    server.shutdown().await;
+}
