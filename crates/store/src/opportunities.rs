@@ -352,16 +352,8 @@ fn lost_race(id: OpportunityId) -> StoreError {
 }
 
 pub(crate) async fn fetch(db: &impl ConnectionTrait, id: OpportunityId) -> Result<Opportunity> {
-    Ok(fetch_with_furthest(db, id).await?.0)
-}
-
-/// The opportunity and its stored furthest stage.
-async fn fetch_with_furthest(db: &impl ConnectionTrait, id: OpportunityId) -> Result<(Opportunity, Option<String>)> {
     match opportunity::Entity::find_by_id(id.uuid()).one(db).await? {
-        Some(mut row) => {
-            let furthest = row.furthest_stage.take();
-            Ok((from_row(row)?, furthest))
-        }
+        Some(row) => from_row(row),
         None => Err(StoreError::not_found("opportunity", id)),
     }
 }
