@@ -218,3 +218,31 @@ fn imported(external_id: &str) -> pb::ImportedOpportunity {
         ..Default::default()
     }
 }
+
+/// A writer that stopped between its commit and numbering its events (on
+/// PostgreSQL) leaves them pending; an idle watcher's poll numbers and
+/// delivers them without any other write.
+#[tokio::test]
+async fn on_postgres_a_watcher_delivers_events_a_stopped_writer_left_pending() {
+    let Some(database) = funnel_testkit::TestDatabase::postgres().await else {
+        eprintln!("skipped: FUNNEL_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let store = database.store().await;
+    let server = TestServer::start(store.clone()).await;
+    let mut client = server.client();
+    create(&mut client, "before", "rep-1").await;
+    let last = store.last_event_sequence().await.expect("last sequence");
+    let mut stream = watch(&mut client, after(last)).await;
+
+    let orphan = "INSERT INTO pending_events (event_type, pipeline, opportunity_id, payload, occurred_at, recorded_at) \
+                  VALUES ('pipeline_updated', 'sales', NULL, '{\"note\": \"left behind\"}', 1, 1)";
+    sea_orm::ConnectionTrait::execute_unprepared(store.connection(), orphan).await.expect("leave a pending event");
+    // Nothing else writes: only the watcher's poll can number it.
+    let delivered = tokio::time::timeout(std::time::Duration::from_secs(10), next(&mut stream))
+        .await
+        .expect("the pending event is delivered, not left pending");
+    assert_eq!(delivered.sequence, last + 1, "{delivered:?}");
+    assert!(delivered.payload_json.contains("left behind"), "{delivered:?}");
+    server.shutdown().await;
+}
