@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 fn main() -> anyhow::Result<()> {
-    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: `env!` would bake in the checkout the build script
+    // was compiled in, which a target directory shared by two checkouts reuses.
+    let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = ["funnel/v1/analytics.proto", "funnel/v1/pipeline.proto", "funnel/v1/scoring.proto"];
     // Nothing else tells cargo about the proto folder: without this every
     // build would regenerate, or none would notice a change.
