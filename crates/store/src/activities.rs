@@ -1,7 +1,5 @@
 use funnel_domain::{ActivityKind, DomainError, OpportunityId, check_occurred_at};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::entity::activity;
@@ -23,7 +21,7 @@ impl Store {
         {
             return from_row(existing);
         }
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let opportunity = fetch(&txn, new.opportunity_id).await?;
         let now = time::now();
         let occurred_at = new.occurred_at.map(time::truncate).unwrap_or(now);

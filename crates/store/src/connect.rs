@@ -2,7 +2,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, TransactionTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -165,6 +168,23 @@ impl Store {
 
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Begins a transaction that will write. On SQLite it is `BEGIN
+    /// IMMEDIATE`: another process on the same file (a scorer beside the
+    /// service) may commit between a deferred transaction's first read and
+    /// its first write, and SQLite then refuses the upgrade at once with
+    /// SQLITE_BUSY_SNAPSHOT instead of waiting. Taking the write lock at
+    /// BEGIN makes the busy handler wait for it instead.
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction> {
+        let options = match self.backend {
+            Backend::Sqlite => TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            },
+            Backend::Postgres => TransactionOptions::default(),
+        };
+        Ok(self.db.begin_with_options(options).await?)
     }
 
     /// Held for the duration of every write transaction on SQLite; a no-op on

@@ -9,7 +9,7 @@ use funnel_domain::{
     ActivityKind, Command, DomainError, Money, OpportunityId, PipelineDef, PipelineName, StageKey, Status, Transition,
     TransitionKind, apply, check_occurred_at, created, decide, limits,
 };
-use sea_orm::{ActiveValue::Set, TransactionTrait};
+use sea_orm::ActiveValue::Set;
 use uuid::Uuid;
 
 use crate::activities::to_row as activity_row;
@@ -91,7 +91,7 @@ impl Store {
     /// nothing.
     pub async fn import_batch(&self, mut records: Vec<ImportRecord>) -> Result<ImportOutcome> {
         let _writer = self.write_lock().await;
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let mut outcome = ImportOutcome::default();
         // The keys reach queries before the records are checked: reject
         // malformed ones first (PostgreSQL refuses a NUL byte outright).

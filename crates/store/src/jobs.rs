@@ -10,7 +10,6 @@ use funnel_domain::{DomainError, PipelineName};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -75,7 +74,7 @@ impl Store {
         request_id: Option<String>,
     ) -> Result<RetrainJob> {
         let _writer = self.write_lock().await;
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         load_pipeline(&txn, pipeline.as_str()).await?;
         if let Some(request_id) = &request_id
             && let Some(existing) =
@@ -211,7 +210,7 @@ impl Store {
         let _writer = self.write_lock().await;
         let now = to_micros(Utc::now());
         let expires_at = now + lease_for.as_micros() as i64;
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let current = lease::Entity::find_by_id(pipeline.to_string()).one(&txn).await?;
         let acquired = match current {
             None => {

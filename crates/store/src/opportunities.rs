@@ -7,7 +7,6 @@ use funnel_domain::{
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -43,7 +42,7 @@ impl Store {
         {
             return Ok(existing);
         }
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let pipeline = load_pipeline(&txn, new.pipeline.as_str()).await?.def;
         let stage = new.stage.clone().unwrap_or_else(|| pipeline.first_stage().clone());
         pipeline.require_stage("stage", &stage)?;
@@ -147,7 +146,7 @@ impl Store {
         expected_version: Option<i64>,
     ) -> Result<Opportunity> {
         let _writer = self.write_lock().await;
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let mut opportunity = fetch(&txn, id).await?;
         check_version(&opportunity, expected_version)?;
         let OpportunityPatch { title, account, owner, amount, source, external_id, attributes } = patch;
@@ -249,7 +248,7 @@ impl Store {
             // In a transaction although one statement: a request dropped
             // while the statement waits (a client's deadline) must roll it
             // back, not leave it to commit on its own later.
-            let txn = self.db.begin().await?;
+            let txn = self.begin_write().await?;
             match stage_write::write(&txn, id, write).await {
                 Ok(true) => {}
                 // The version moved on, or another writer appended the same sequence number first.
@@ -261,7 +260,7 @@ impl Store {
             return Ok(planned.opportunity);
         }
         let _writer = self.write_lock().await;
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let PlannedChange { opportunity, previous_version, furthest_stage, row, previous_at, now } =
             self.plan_change(&txn, id, command).await?;
         let mut update = to_row(&opportunity, None);

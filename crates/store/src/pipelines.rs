@@ -6,7 +6,7 @@ use funnel_domain::{DomainError, PipelineDef, PipelineName, StageDef, StageKey, 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement, TransactionTrait,
+    Statement,
 };
 
 use crate::entity::{opportunity, pipeline, stage};
@@ -29,7 +29,7 @@ impl Store {
         {
             return load(&self.db, &existing.name).await;
         }
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let now = to_micros(Utc::now());
         let row = pipeline::ActiveModel {
             name: Set(def.name.to_string()),
@@ -97,7 +97,7 @@ impl Store {
         expected_version: Option<i64>,
     ) -> Result<Pipeline> {
         let _writer = self.write_lock().await;
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let current = load(&txn, name.as_str()).await?;
         if let Some(expected) = expected_version
             && expected != current.version

@@ -6,7 +6,7 @@ use funnel_domain::{DomainError, PipelineName};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -116,7 +116,7 @@ impl Store {
     /// leaves nothing behind.
     pub async fn register_model(&self, new: NewModel, job: Option<Uuid>) -> Result<ModelRecord> {
         let _writer = self.write_lock().await;
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let now = to_micros(Utc::now());
         if new.activate {
             retire_active(&txn, new.pipeline.as_str()).await?;
@@ -189,7 +189,7 @@ impl Store {
     /// Also how ops roll back to an earlier version.
     pub async fn activate_model(&self, version: i64, reason: &str) -> Result<ModelRecord> {
         let _writer = self.write_lock().await;
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let target = fetch(&txn, version).await?;
         if target.status == ModelStatus::Active {
             return Err(DomainError::FailedPrecondition(format!("model {version} is already active")).into());

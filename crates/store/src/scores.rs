@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use funnel_domain::{DomainError, OpportunityId};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -75,7 +75,7 @@ impl Store {
             return Ok(());
         }
         let _writer = self.write_lock().await;
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let history = scores.iter().map(history_row).collect::<Result<Vec<_>>>()?;
         insert_all(&txn, history, "").await?;
         let current = scores.iter().map(current_row).collect::<Result<Vec<_>>>()?;

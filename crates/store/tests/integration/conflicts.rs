@@ -2,7 +2,7 @@
 //! writers with the same version exactly one wins.
 
 use funnel_domain::{Command, StageDef};
-use funnel_store::{OpportunityPatch, Store, StoreError, StoreOptions};
+use funnel_store::{Backend, OpportunityPatch, Store, StoreError, StoreOptions};
 use funnel_testkit::backends;
 
 use crate::support::{command, full_history, new_opportunity, sales, stage};
@@ -97,5 +97,41 @@ async fn a_stage_change_sees_stages_another_replica_changed_since_its_last_move(
             .await
             .expect_err("the removed stage is gone for the first replica too");
         assert!(matches!(error, StoreError::Domain(_)), "{error:?}");
+    }
+}
+
+/// Two processes on one database (the service and a scorer on the default
+/// SQLite file): a transaction that reads before it writes must wait for the
+/// other process's writer, not fail with "database is locked" when the other
+/// commits between its read and its write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_in_two_processes_on_one_database_wait_for_each_other() {
+    for database in backends().await {
+        println!("backend: {database}");
+        let first = database.store().await;
+        let second = Store::connect(database.url(), &StoreOptions::default()).await.expect("a second process");
+        let created = first.create_opportunity(new_opportunity("shared", None)).await.expect("create");
+        let mut writers = Vec::new();
+        for index in 0..40 {
+            let store = if index % 2 == 0 { first.clone() } else { second.clone() };
+            writers.push(tokio::spawn(async move {
+                let patch = OpportunityPatch { title: Some(format!("edit {index}")), ..OpportunityPatch::default() };
+                store.update_opportunity(created.id, patch, None).await
+            }));
+        }
+        let mut applied = 0;
+        for writer in writers {
+            match writer.await.expect("no panic") {
+                Ok(_) => applied += 1,
+                // PostgreSQL's writers do not queue: a lost race is retried by the caller.
+                Err(StoreError::Conflict(_)) if first.backend() == Backend::Postgres => {}
+                Err(other) => panic!("{database}: {other:?}"),
+            }
+        }
+        if first.backend() == Backend::Sqlite {
+            assert_eq!(applied, 40, "SQLite's writers queue, so every edit applies");
+        }
+        let current = second.get_opportunity(created.id).await.expect("get");
+        assert_eq!(current.version, created.version + applied, "{database}: every edit applied once");
     }
 }
