@@ -18,6 +18,37 @@ const MIGRATION_LOCK_KEY: i64 = 0x66_75_6e_6e_65_6c;
 /// A pooled connection idle at least this long is pinged before use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
 
+/// Puts a SQLite file in WAL mode once, on one connection, before the pool
+/// opens its own. The switch needs the file's exclusive lock, and SQLite
+/// refuses it at once, without waiting in the busy handler, while another
+/// connection (another process starting on a new file) holds a shared one.
+/// The pool's connections then find WAL set, which takes no lock.
+async fn switch_to_wal(url: &str) -> Result<()> {
+    use sea_orm::sqlx::Connection;
+    use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+    use std::str::FromStr;
+
+    const ATTEMPTS: u32 = 50;
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|error| StoreError::Unavailable(format!("SQLite URL {url:?}: {error}")))?
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(5));
+    let mut attempt = 1;
+    loop {
+        match SqliteConnection::connect_with(&options).await {
+            Ok(connection) => {
+                connection.close().await.map_err(|error| StoreError::Unavailable(error.to_string()))?;
+                return Ok(());
+            }
+            Err(error) if attempt < ATTEMPTS && error.to_string().contains("database is locked") => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt.min(10)))).await;
+            }
+            Err(error) => return Err(StoreError::Unavailable(format!("open SQLite file {url:?}: {error}"))),
+        }
+    }
+}
+
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -57,9 +88,8 @@ pub struct PoolUsage {
 pub struct Store {
     pub(crate) db: DatabaseConnection,
     backend: Backend,
-    /// SQLite has one writer at a time; queueing writers here instead of in
-    /// SQLite's busy handler keeps deferred transactions from failing with
-    /// SQLITE_BUSY when they upgrade to a write.
+    /// SQLite has one writer at a time; this process's writers queue here,
+    /// other processes' in `BEGIN IMMEDIATE` (see [`Store::begin_write`]).
     sqlite_writer: Option<Arc<Mutex<()>>>,
     /// Bumped after every commit that appended events (see `events.rs`).
     pub(crate) event_signal: Arc<crate::events::EventSignal>,
@@ -83,6 +113,9 @@ impl Store {
             )));
         };
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if backend == Backend::Sqlite && !in_memory {
+            switch_to_wal(url).await?;
+        }
         let mut connect_options = ConnectOptions::new(url.to_owned());
         connect_options
             // One in-memory SQLite database exists per connection.
@@ -113,18 +146,22 @@ impl Store {
     }
 
     /// Applies pending migrations; safe to call on every start, and from
-    /// several processes at once: on PostgreSQL the replicas of a deployment
-    /// start together, so they queue on an advisory lock and migrate in one
-    /// transaction each (the later ones find nothing pending).
+    /// several processes at once: the replicas of a deployment (or the
+    /// service and a scorer on one SQLite file) start together, so they queue
+    /// (on an advisory lock, or on SQLite's write lock) and migrate in one
+    /// transaction each; the later ones find nothing pending.
     pub async fn migrate(&self) -> Result<()> {
         let _writer = self.write_lock().await;
-        if self.backend == Backend::Sqlite {
-            return Migrator::up(&self.db, None).await.map_err(StoreError::from);
+        // On SQLite, BEGIN IMMEDIATE queues the processes sharing a file.
+        let txn = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")).await?;
         }
-        let txn = self.db.begin().await?;
-        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")).await?;
         Migrator::up(&txn, None).await?;
         txn.commit().await?;
+        if self.backend == Backend::Sqlite {
+            return Ok(());
+        }
         // Events a stopped process committed but did not number.
         self.number_pending_events().await
     }

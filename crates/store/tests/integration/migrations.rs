@@ -66,6 +66,26 @@ async fn replicas_migrating_an_empty_postgres_database_at_once_all_succeed() {
     admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.expect("drop the database");
 }
 
+/// The service and a scorer started together on a new SQLite file both
+/// migrate it: one applies the migrations, the other waits and finds none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_migrating_a_new_sqlite_file_at_once_all_succeed() {
+    let database = funnel_testkit::TestDatabase::sqlite();
+    let mut processes = Vec::new();
+    for _ in 0..3 {
+        let url = database.url().to_owned();
+        processes.push(tokio::spawn(async move {
+            let store = funnel_store::Store::connect(&url, &funnel_store::StoreOptions::default()).await?;
+            store.migrate().await?;
+            store.list_pipelines(100, "").await
+        }));
+    }
+    for process in processes {
+        let pipelines = process.await.expect("no panic").expect("every process migrates");
+        assert_eq!(pipelines.items.len(), 1, "the default pipeline is seeded once");
+    }
+}
+
 /// m0005 backfills `previous_at` and `furthest_stage` from the history
 /// already stored: dropping both columns and migrating again must give the
 /// same report as the rows written with them.
