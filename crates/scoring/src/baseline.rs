@@ -178,7 +178,7 @@ mod tests {
     fn example(stage: &str, snapshot_index: u32, visit_days: f64, advanced: bool) -> Example {
         let at = chrono::DateTime::UNIX_EPOCH;
         Example {
-            opportunity_id: String::new(),
+            opportunity_id: "".into(),
             stage: stage.to_owned(),
             snapshot_at: at,
             snapshot_index,
@@ -186,9 +186,9 @@ mod tests {
             visit_days,
             advanced,
             row: crate::examples::FeatureRow {
-                categorical: BTreeMap::new(),
+                categorical: Default::default(),
                 numeric: BTreeMap::new(),
-                attributes: BTreeMap::new(),
+                attributes: Default::default(),
             },
         }
     }

@@ -2,6 +2,7 @@
 //! computed as it was at the snapshot time (no look-ahead).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -33,20 +34,26 @@ pub const MOVES_BEFORE: &str = "moves_before";
 pub const BACKWARD_MOVES_BEFORE: &str = "backward_moves_before";
 
 /// One opportunity's features at one moment, before encoding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// A training run holds one per example (millions), so what a visit's or an
+/// opportunity's snapshots share is shared, and the fixed numeric features
+/// are keyed by the constants above instead of by owned strings.
+#[derive(Debug, Clone, PartialEq)]
 pub struct FeatureRow {
-    /// `stage`, `source`, `owner`.
-    pub categorical: BTreeMap<String, String>,
+    /// `stage`, `source`, `owner`; shared by the snapshots of a visit.
+    pub categorical: Arc<BTreeMap<String, String>>,
     /// Fixed numeric features; `None` is missing.
-    pub numeric: BTreeMap<String, Option<f64>>,
-    /// Raw attributes; the feature spec decides which are numeric.
-    pub attributes: BTreeMap<String, String>,
+    pub numeric: BTreeMap<&'static str, Option<f64>>,
+    /// Raw attributes, shared by all of an opportunity's rows; the feature
+    /// spec decides which are numeric.
+    pub attributes: Arc<BTreeMap<String, String>>,
 }
 
 /// One labelled snapshot of a finished stage visit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Example {
-    pub opportunity_id: String,
+    /// Shared by the opportunity's examples.
+    pub opportunity_id: Arc<str>,
     pub stage: String,
     pub snapshot_at: DateTime<Utc>,
     /// 0 for the snapshot taken on entering the stage.
@@ -61,7 +68,7 @@ pub struct Example {
 }
 
 /// The current, unlabelled feature row of an open opportunity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CurrentRow {
     pub stage: String,
     pub days_in_stage: f64,
@@ -85,19 +92,58 @@ pub fn build_examples(
 ) -> Result<Vec<Example>> {
     let pipeline = Pipeline::new(stages)?;
     let mut examples = Vec::new();
-    for history in histories {
-        let (all_visits, _status) = visits(history, &pipeline, now)?;
-        for visit in &all_visits {
-            push_visit_examples(history, visit, plan, &mut examples);
-        }
-    }
+    push_examples(histories, &pipeline, plan, now, &mut examples)?;
     Ok(examples)
 }
 
-fn push_visit_examples(history: &OpportunityHistory, visit: &Visit, plan: SnapshotPlan, examples: &mut Vec<Example>) {
+pub(crate) fn push_examples(
+    histories: &[OpportunityHistory],
+    pipeline: &Pipeline,
+    plan: SnapshotPlan,
+    now: DateTime<Utc>,
+    examples: &mut Vec<Example>,
+) -> Result<()> {
+    for history in histories {
+        let (all_visits, _status) = visits(history, pipeline, now)?;
+        let shared = Shared::new(history);
+        for visit in &all_visits {
+            push_visit_examples(history, &shared, visit, plan, examples);
+        }
+    }
+    Ok(())
+}
+
+/// What all the rows of one opportunity share.
+struct Shared {
+    id: Arc<str>,
+    attributes: Arc<BTreeMap<String, String>>,
+}
+
+impl Shared {
+    fn new(history: &OpportunityHistory) -> Self {
+        Self { id: Arc::from(history.id.as_str()), attributes: Arc::new(history.attributes.clone()) }
+    }
+
+    fn categorical(&self, history: &OpportunityHistory, visit: &Visit) -> Arc<BTreeMap<String, String>> {
+        Arc::new(BTreeMap::from([
+            (STAGE.to_owned(), visit.stage.clone()),
+            (SOURCE.to_owned(), history.source.clone()),
+            (OWNER.to_owned(), history.owner.clone()),
+        ]))
+    }
+}
+
+fn push_visit_examples(
+    history: &OpportunityHistory,
+    shared: &Shared,
+    visit: &Visit,
+    plan: SnapshotPlan,
+    examples: &mut Vec<Example>,
+) {
     let Some((ended_at, Some(outcome))) = visit.ended else {
         return;
     };
+    let categorical = shared.categorical(history, visit);
     let step = Duration::days(i64::from(plan.every_days.max(1)));
     let mut snapshot_at = visit.entered_at;
     for snapshot_index in 0..plan.max_per_visit {
@@ -106,14 +152,18 @@ fn push_visit_examples(history: &OpportunityHistory, visit: &Visit, plan: Snapsh
             break;
         }
         examples.push(Example {
-            opportunity_id: history.id.clone(),
+            opportunity_id: shared.id.clone(),
             stage: visit.stage.clone(),
             snapshot_at,
             snapshot_index,
             resolved_at: ended_at,
             visit_days: days_between(visit.entered_at, ended_at),
             advanced: outcome == VisitOutcome::Advanced,
-            row: row_at(history, visit, snapshot_at),
+            row: FeatureRow {
+                categorical: categorical.clone(),
+                numeric: numeric_at(history, visit, snapshot_at),
+                attributes: shared.attributes.clone(),
+            },
         });
         snapshot_at += step;
     }
@@ -127,15 +177,20 @@ pub fn current_row(history: &OpportunityHistory, stages: &[StageInfo], now: Date
     let (Status::Open, Some(visit)) = (status, open_visit) else {
         return Err(Error::NotOpen { id: history.id.clone(), status: format!("{status:?}") });
     };
+    let shared = Shared::new(history);
     Ok(CurrentRow {
         stage: visit.stage.clone(),
         days_in_stage: days_between(visit.entered_at, now).max(0.0),
-        row: row_at(history, visit, now),
+        row: FeatureRow {
+            categorical: shared.categorical(history, visit),
+            numeric: numeric_at(history, visit, now),
+            attributes: shared.attributes,
+        },
     })
 }
 
-/// Features as they were at `at`: only activities up to `at` count.
-fn row_at(history: &OpportunityHistory, visit: &Visit, at: DateTime<Utc>) -> FeatureRow {
+/// Numeric features as they were at `at`: only activities up to `at` count.
+fn numeric_at(history: &OpportunityHistory, visit: &Visit, at: DateTime<Utc>) -> BTreeMap<&'static str, Option<f64>> {
     let mut activities_7d = 0_u32;
     let mut activities_30d = 0_u32;
     let mut last_activity: Option<DateTime<Utc>> = None;
@@ -155,20 +210,14 @@ fn row_at(history: &OpportunityHistory, visit: &Visit, at: DateTime<Utc>) -> Fea
         }
     }
     let amount = history.amount_minor.max(0) as f64;
-    let numeric = BTreeMap::from([
-        (DAYS_IN_STAGE.to_owned(), Some(days_between(visit.entered_at, at))),
-        (AGE_DAYS.to_owned(), Some(days_between(history.created_at, at).max(0.0))),
-        (LOG_AMOUNT.to_owned(), Some(amount.ln_1p())),
-        (ACTIVITIES_7D.to_owned(), Some(f64::from(activities_7d))),
-        (ACTIVITIES_30D.to_owned(), Some(f64::from(activities_30d))),
-        (DAYS_SINCE_ACTIVITY.to_owned(), last_activity.map(|last| days_between(last, at))),
-        (MOVES_BEFORE.to_owned(), Some(f64::from(visit.moves_before))),
-        (BACKWARD_MOVES_BEFORE.to_owned(), Some(f64::from(visit.backward_moves_before))),
-    ]);
-    let categorical = BTreeMap::from([
-        (STAGE.to_owned(), visit.stage.clone()),
-        (SOURCE.to_owned(), history.source.clone()),
-        (OWNER.to_owned(), history.owner.clone()),
-    ]);
-    FeatureRow { categorical, numeric, attributes: history.attributes.clone() }
+    BTreeMap::from([
+        (DAYS_IN_STAGE, Some(days_between(visit.entered_at, at))),
+        (AGE_DAYS, Some(days_between(history.created_at, at).max(0.0))),
+        (LOG_AMOUNT, Some(amount.ln_1p())),
+        (ACTIVITIES_7D, Some(f64::from(activities_7d))),
+        (ACTIVITIES_30D, Some(f64::from(activities_30d))),
+        (DAYS_SINCE_ACTIVITY, last_activity.map(|last| days_between(last, at))),
+        (MOVES_BEFORE, Some(f64::from(visit.moves_before))),
+        (BACKWARD_MOVES_BEFORE, Some(f64::from(visit.backward_moves_before))),
+    ])
 }

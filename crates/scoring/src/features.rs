@@ -73,7 +73,7 @@ impl NumericFeature {
         let value = if self.from_attribute {
             row.attributes.get(&self.key).and_then(|text| parse_number(text))
         } else {
-            row.numeric.get(&self.key).copied().flatten()
+            row.numeric.get(self.key.as_str()).copied().flatten()
         };
         value.filter(|number| number.is_finite())
     }
@@ -88,12 +88,13 @@ impl FeatureSpec {
         let mut attribute_keys = BTreeSet::new();
         for row in rows {
             fixed_categorical.extend(row.categorical.keys().cloned());
-            fixed_numeric.extend(row.numeric.keys().cloned());
+            fixed_numeric.extend(row.numeric.keys().copied());
             attribute_keys.extend(row.attributes.keys().cloned());
         }
 
         let mut categorical_keys: Vec<(String, bool)> = fixed_categorical.into_iter().map(|key| (key, false)).collect();
-        let mut numeric_keys: Vec<(String, bool)> = fixed_numeric.into_iter().map(|key| (key, false)).collect();
+        let mut numeric_keys: Vec<(String, bool)> =
+            fixed_numeric.into_iter().map(|key| (key.to_owned(), false)).collect();
         for key in attribute_keys {
             let mut present = 0_usize;
             let mut parsed = 0_usize;
@@ -178,50 +179,74 @@ impl FeatureSpec {
         categorical + numeric
     }
 
-    /// Encodes a row: for each column, its value and the raw input shown to
-    /// people in explanations.
-    pub fn encode(&self, row: &FeatureRow) -> Vec<(f64, String)> {
-        let mut cells = Vec::with_capacity(self.width());
+    /// Calls `cell` with each column's value and the raw input behind it, in
+    /// column order.
+    fn cells<'a>(&'a self, row: &'a FeatureRow, mut cell: impl FnMut(f64, Raw<'a>)) {
         for feature in &self.categorical {
             let raw = feature.raw(row);
             let known = feature.values.iter().any(|value| value == raw);
             for value in &feature.values {
-                cells.push((f64::from(u8::from(value == raw)), raw.to_owned()));
+                cell(f64::from(u8::from(value == raw)), Raw::Category(raw));
             }
-            cells.push((f64::from(u8::from(!known)), raw.to_owned()));
+            cell(f64::from(u8::from(!known)), Raw::Category(raw));
         }
         for feature in &self.numeric {
             let raw = feature.raw(row);
             if feature.missing_column {
-                let shown = if raw.is_some() { "present" } else { "missing" };
-                cells.push((f64::from(u8::from(raw.is_none())), shown.to_owned()));
+                cell(f64::from(u8::from(raw.is_none())), Raw::Presence(raw.is_some()));
             }
             // Missing values sit at the training mean, i.e. 0 after scaling.
             let standardized = raw
                 .map(|value| ((value - feature.mean) / feature.std).clamp(-CLIP, CLIP))
                 .filter(|value| !value.is_nan())
                 .unwrap_or(0.0);
-            let shown = raw.map_or_else(|| "missing".to_owned(), |value| format!("{value:.1}"));
-            cells.push((standardized, shown));
+            cell(standardized, Raw::Number(raw));
         }
-        cells
+    }
+
+    /// Encodes a row: for each column, its value and the raw input shown to
+    /// people in explanations.
+    pub fn encode(&self, row: &FeatureRow) -> Vec<(f64, String)> {
+        let mut encoded = Vec::with_capacity(self.width());
+        self.cells(row, |value, raw| encoded.push((value, raw.shown())));
+        encoded
     }
 
     /// Encodes a row to its column values.
     pub fn transform(&self, row: &FeatureRow) -> Vec<f64> {
-        self.encode(row).into_iter().map(|(value, _)| value).collect()
+        let mut values = Vec::with_capacity(self.width());
+        self.cells(row, |value, _| values.push(value));
+        values
     }
 
     /// Encodes many rows into a design matrix (rows × columns).
     pub fn transform_all(&self, rows: &[&FeatureRow]) -> Array2<f64> {
-        let width = self.width();
-        let mut matrix = Array2::zeros((rows.len(), width));
-        for (row_index, row) in rows.iter().enumerate() {
-            for (column, value) in self.transform(row).into_iter().enumerate() {
-                matrix[[row_index, column]] = value;
-            }
+        let mut matrix = Array2::zeros((rows.len(), self.width()));
+        for (row, mut out) in rows.iter().zip(matrix.rows_mut()) {
+            let mut column = 0;
+            self.cells(row, |value, _| {
+                out[column] = value;
+                column += 1;
+            });
         }
         matrix
+    }
+}
+
+/// The input behind one encoded column, as explanations show it.
+enum Raw<'a> {
+    Category(&'a str),
+    Presence(bool),
+    Number(Option<f64>),
+}
+
+impl Raw<'_> {
+    fn shown(&self) -> String {
+        match self {
+            Raw::Category(value) => (*value).to_owned(),
+            Raw::Presence(present) => if *present { "present" } else { "missing" }.to_owned(),
+            Raw::Number(value) => value.map_or_else(|| "missing".to_owned(), |value| format!("{value:.1}")),
+        }
     }
 }
 
@@ -231,9 +256,11 @@ mod tests {
 
     fn row(source: &str, days: Option<f64>, attributes: &[(&str, &str)]) -> FeatureRow {
         FeatureRow {
-            categorical: BTreeMap::from([("source".to_owned(), source.to_owned())]),
-            numeric: BTreeMap::from([("days".to_owned(), days)]),
-            attributes: attributes.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect(),
+            categorical: std::sync::Arc::new(BTreeMap::from([("source".to_owned(), source.to_owned())])),
+            numeric: BTreeMap::from([("days", days)]),
+            attributes: std::sync::Arc::new(
+                attributes.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect(),
+            ),
         }
     }
 

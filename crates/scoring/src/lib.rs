@@ -36,8 +36,8 @@ pub use metrics::{
     log_loss, roc_auc,
 };
 pub use model::{
-    AlphaTrial, ClassCounts, Coefficient, Evaluation, ThresholdSource, TrainedModel, TrainingOutcome, train_model,
-    training_examples,
+    AlphaTrial, ClassCounts, Coefficient, Evaluation, ExampleCollector, ThresholdSource, TrainedModel, TrainingOutcome,
+    train_model, train_on_examples, training_examples,
 };
 pub use score::{Factor, ReasonCode, Score, baseline_only_score, score};
 pub use train::{TrainParams, ValidTrainParams};

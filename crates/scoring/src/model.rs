@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::baseline::StageBaseline;
 use crate::error::Result;
-use crate::examples::{Example, FeatureRow, SnapshotPlan, build_examples};
+use crate::examples::{Example, FeatureRow, SnapshotPlan, push_examples};
 use crate::features::FeatureSpec;
-use crate::fit::{LogisticFit, fit_logistic};
-use crate::history::{OpportunityHistory, StageInfo};
+use crate::fit::fit_logistic;
+use crate::history::{OpportunityHistory, Pipeline, StageInfo};
 use crate::metrics::{LeakThreshold, Metrics, choose_leak_threshold, evaluate, log_loss};
 use crate::train::{TrainParams, ValidTrainParams};
 
@@ -114,19 +114,6 @@ fn labels(examples: &[&Example]) -> Vec<bool> {
     examples.iter().map(|example| example.advanced).collect()
 }
 
-/// Fits spec and model on `train` and predicts `predict`.
-fn fit_and_predict(
-    train: &[&Example],
-    predict: &[&Example],
-    alpha: f64,
-    params: &ValidTrainParams,
-) -> Result<(LogisticFit, Vec<f64>)> {
-    let spec = FeatureSpec::fit(&rows(train), &params.encoding);
-    let fit = fit_logistic(&spec.transform_all(&rows(train)), &labels(train), alpha, params)?;
-    let predicted = fit.probabilities(&spec.transform_all(&rows(predict)));
-    Ok((fit, predicted))
-}
-
 /// Evaluation on the most recent examples, and the alpha it selects. `None`
 /// when either part lacks a class.
 fn evaluate_on_holdout(
@@ -150,10 +137,15 @@ fn evaluate_on_holdout(
         return Ok(None);
     }
 
+    // One encoding serves every alpha of the grid.
+    let spec = FeatureSpec::fit(&rows(&train), &params.encoding);
+    let train_matrix = spec.transform_all(&rows(&train));
+    let validation_matrix = spec.transform_all(&rows(validation));
     let mut alpha_trials = Vec::new();
     let mut best: Option<(f64, f64, Vec<f64>)> = None;
     for &alpha in &params.alpha_grid {
-        let (fit, predicted) = fit_and_predict(&train, validation, alpha, params)?;
+        let fit = fit_logistic(&train_matrix, &train_labels, alpha, params)?;
+        let predicted = fit.probabilities(&validation_matrix);
         let loss = log_loss(&predicted, &validation_labels);
         alpha_trials.push(AlphaTrial { alpha, validation_log_loss: loss, converged: fit.converged });
         if best.as_ref().is_none_or(|(_, best_loss, _)| loss < *best_loss) {
@@ -180,26 +172,61 @@ fn evaluate_on_holdout(
     Ok(Some((evaluation, alpha, threshold)))
 }
 
-/// The examples [`train_model`] learns from, in its order: by snapshot time,
-/// then a total order, so the time split does not depend on input order.
+/// Gathers training examples a batch of histories at a time, so that a
+/// training run holds every example but never every history (issue 7).
+pub struct ExampleCollector {
+    pipeline: Pipeline,
+    plan: SnapshotPlan,
+    now: DateTime<Utc>,
+    examples: Vec<Example>,
+}
+
+impl ExampleCollector {
+    pub fn new(stages: &[StageInfo], params: &TrainParams, now: DateTime<Utc>) -> Result<Self> {
+        let params = params.check_ref()?;
+        let plan =
+            SnapshotPlan { every_days: params.snapshot_every_days, max_per_visit: params.max_snapshots_per_visit };
+        Ok(Self { pipeline: Pipeline::new(stages)?, plan, now, examples: Vec::new() })
+    }
+
+    /// Adds the examples of `histories`, as of `now`.
+    pub fn add(&mut self, histories: &[OpportunityHistory]) -> Result<()> {
+        push_examples(histories, &self.pipeline, self.plan, self.now, &mut self.examples)
+    }
+
+    pub fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.examples.is_empty()
+    }
+
+    /// The examples in [`train_on_examples`]'s order: by snapshot time, then
+    /// a total order, so the time split does not depend on input order.
+    pub fn finish(mut self) -> Vec<Example> {
+        self.examples.sort_by(|a, b| {
+            (a.snapshot_at, &a.opportunity_id, a.snapshot_index, &a.stage).cmp(&(
+                b.snapshot_at,
+                &b.opportunity_id,
+                b.snapshot_index,
+                &b.stage,
+            ))
+        });
+        self.examples
+    }
+}
+
+/// The examples [`train_model`] learns from, in its order.
 pub fn training_examples(
     histories: &[OpportunityHistory],
     stages: &[StageInfo],
     params: &TrainParams,
     now: DateTime<Utc>,
 ) -> Result<Vec<Example>> {
-    let params = params.check_ref()?;
-    let plan = SnapshotPlan { every_days: params.snapshot_every_days, max_per_visit: params.max_snapshots_per_visit };
-    let mut examples = build_examples(histories, stages, plan, now)?;
-    examples.sort_by(|a, b| {
-        (a.snapshot_at, &a.opportunity_id, a.snapshot_index, &a.stage).cmp(&(
-            b.snapshot_at,
-            &b.opportunity_id,
-            b.snapshot_index,
-            &b.stage,
-        ))
-    });
-    Ok(examples)
+    let mut collector = ExampleCollector::new(stages, params, now)?;
+    collector.add(histories)?;
+    Ok(collector.finish())
 }
 
 /// Trains a scorer on histories as of `now`. Returns `InsufficientData`
@@ -211,7 +238,18 @@ pub fn train_model(
     params: &TrainParams,
     now: DateTime<Utc>,
 ) -> Result<TrainingOutcome> {
-    let examples = training_examples(histories, stages, params, now)?;
+    train_on_examples(training_examples(histories, stages, params, now)?, stages, params, now)
+}
+
+/// [`train_model`] on examples already gathered by an [`ExampleCollector`]
+/// (in its order). Takes them by value: they are dropped once encoded, before
+/// the final fit, whose matrix is then the largest thing held.
+pub fn train_on_examples(
+    examples: Vec<Example>,
+    stages: &[StageInfo],
+    params: &TrainParams,
+    now: DateTime<Utc>,
+) -> Result<TrainingOutcome> {
     let params = params.check_ref()?.clone();
     let all: Vec<&Example> = examples.iter().collect();
     let baseline = StageBaseline::from_examples(&all, stages, params.rot_quantile)?;
@@ -224,21 +262,25 @@ pub fn train_model(
     let holdout = evaluate_on_holdout(&all, stages, &params)?;
     let fallback_alpha = params.alpha_grid[params.alpha_grid.len() / 2];
     let alpha = holdout.as_ref().map_or(fallback_alpha, |(_, alpha, _)| *alpha);
-    let (fit, in_sample) = fit_and_predict(&all, &all, alpha, &params)?;
     let spec = FeatureSpec::fit(&rows(&all), &params.encoding);
+    let matrix = spec.transform_all(&rows(&all));
+    let all_labels = labels(&all);
+    drop(all);
+    drop(examples);
+    let fit = fit_logistic(&matrix, &all_labels, alpha, &params)?;
     let (evaluation, leak_threshold, leak_threshold_source) = match holdout {
         Some((evaluation, _, threshold)) => (Some(evaluation), threshold, ThresholdSource::Validation),
         None => {
-            let threshold = choose_leak_threshold(&in_sample, &labels(&all), params.target_leak_precision).unwrap_or(
-                LeakThreshold {
+            let in_sample = fit.probabilities(&matrix);
+            let threshold =
+                choose_leak_threshold(&in_sample, &all_labels, params.target_leak_precision).unwrap_or(LeakThreshold {
                     threshold: 0.0,
                     target_precision: params.target_leak_precision,
                     precision: 0.0,
                     recall: 0.0,
                     flagged: 0,
                     target_reached: false,
-                },
-            );
+                });
             (None, threshold, ThresholdSource::InSample)
         }
     };

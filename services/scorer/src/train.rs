@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use funnel_domain::{PipelineName, Status};
-use funnel_scoring::{OpportunityHistory, TrainParams, TrainedModel, TrainingOutcome, train_model};
+use funnel_scoring::{
+    ExampleCollector, OpportunityHistory, StageInfo, TrainParams, TrainedModel, TrainingOutcome, train_on_examples,
+};
 use funnel_store::{JobState, ModelRecord, NewModel, RetrainJob, Store, Trigger};
 use tracing::{info, warn};
 
@@ -87,6 +89,45 @@ pub async fn load_histories(
     Ok(histories)
 }
 
+/// Cuts every history of a pipeline into training examples as of `now`, a
+/// batch at a time, so that only the examples stay in memory. Also returns
+/// how many opportunities were read and when the oldest was created.
+async fn collect_examples(
+    store: &Store,
+    pipeline: &PipelineName,
+    stages: &[StageInfo],
+    settings: &TrainSettings,
+    now: DateTime<Utc>,
+) -> Result<(ExampleCollector, usize, DateTime<Utc>)> {
+    let mut collector = ExampleCollector::new(stages, &settings.params, now)?;
+    let (mut opportunities, mut window_start) = (0, None::<DateTime<Utc>>);
+    let mut after = None;
+    loop {
+        let batch = store.history_batch(pipeline, None, after, settings.batch_size).await?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.opportunity.id);
+        let full_batch = batch.len() as u64 == settings.batch_size;
+        let histories: Vec<OpportunityHistory> = batch.into_iter().map(convert::history).collect();
+        opportunities += histories.len();
+        if let Some(oldest) = histories.iter().map(|history| history.created_at).min() {
+            window_start = Some(window_start.map_or(oldest, |start| start.min(oldest)));
+        }
+        // CPU work per batch: off the runtime, which may be serving gRPC (dev mode).
+        let (returned, added) = tokio::task::spawn_blocking(move || {
+            let added = collector.add(&histories);
+            (collector, added)
+        })
+        .await
+        .map_err(|error| ScorerError::Task(error.to_string()))?;
+        collector = returned;
+        added?;
+        if !full_batch {
+            break;
+        }
+    }
+    Ok((collector, opportunities, window_start.unwrap_or(now)))
+}
+
 /// Queues and runs a training job for `pipeline` now, on this worker.
 pub async fn train_now(
     store: &Store,
@@ -129,20 +170,19 @@ async fn train_job(store: &Store, job: &RetrainJob, settings: &TrainSettings) ->
     let lease_lost = Arc::new(AtomicBool::new(false));
     let heartbeat =
         AbortOnDrop(tokio::spawn(keep_lease(store.clone(), job.clone(), settings.clone(), lease_lost.clone())));
-    let histories = load_histories(store, &job.pipeline, None, settings.batch_size, &|_| {}).await;
-    let histories = match histories {
-        Ok(histories) => histories,
+    let now = Utc::now();
+    let collected = collect_examples(store, &job.pipeline, &stages, settings, now).await;
+    let (examples, opportunities, window_start) = match collected {
+        Ok(collected) => collected,
         Err(error) => {
             drop(heartbeat);
             return Err(error);
         }
     };
-    let opportunities = histories.len();
-    let window_start = histories.iter().map(|history| history.created_at).min().unwrap_or_else(Utc::now);
     let params = settings.params.clone();
-    let now = Utc::now();
     // CPU-bound: keep it off the async runtime.
-    let training = tokio::task::spawn_blocking(move || train_model(&histories, &stages, &params, now)).await;
+    let training =
+        tokio::task::spawn_blocking(move || train_on_examples(examples.finish(), &stages, &params, now)).await;
     drop(heartbeat);
     if lease_lost.load(Ordering::SeqCst) {
         return Err(ScorerError::LeaseLost(job.pipeline.to_string()));

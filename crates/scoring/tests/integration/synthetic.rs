@@ -1,7 +1,8 @@
 //! End to end on a synthetic pipeline where cold calls and idle leads leak.
 
 use funnel_scoring::{
-    Error, OpportunityHistory, ReasonCode, Status, TrainParams, TrainedModel, TrainingOutcome, score, train_model,
+    Error, ExampleCollector, OpportunityHistory, ReasonCode, Status, TrainParams, TrainedModel, TrainingOutcome, score,
+    train_model, train_on_examples, training_examples,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -126,4 +127,20 @@ fn a_corrupt_model_is_an_error() {
 #[test]
 fn training_is_deterministic() {
     assert_eq!(trained(), trained());
+}
+
+/// The scorer streams histories a batch at a time into a collector; what it
+/// trains on must not depend on the batches, nor on their order.
+#[test]
+fn examples_collected_in_batches_train_the_same_model() {
+    let histories = synthetic_histories();
+    let (params, now) = (TrainParams::default(), day(NOW));
+    let mut collector = ExampleCollector::new(&stages(), &params, now).expect("valid parameters");
+    for batch in histories.chunks(77).rev() {
+        collector.add(batch).expect("examples");
+    }
+    let collected = collector.finish();
+    assert_eq!(collected, training_examples(&histories, &stages(), &params, now).expect("examples"));
+    let outcome = train_on_examples(collected, &stages(), &params, now).expect("training runs");
+    assert_eq!(outcome, TrainingOutcome::Trained(trained()));
 }
