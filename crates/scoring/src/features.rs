@@ -4,10 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ndarray::Array2;
+use ndarray::{Array2, ShapeBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::examples::FeatureRow;
+use crate::fit::fits_column_major;
 
 /// Value used when a categorical feature is absent from a row.
 const MISSING_CATEGORY: &str = "(missing)";
@@ -221,7 +222,22 @@ impl FeatureSpec {
 
     /// Encodes many rows into a design matrix (rows × columns).
     pub fn transform_all(&self, rows: &[&FeatureRow]) -> Array2<f64> {
-        let mut matrix = Array2::zeros((rows.len(), self.width()));
+        self.fill(rows, Array2::zeros((rows.len(), self.width())))
+    }
+
+    /// Like [`FeatureSpec::transform_all`], in the layout
+    /// [`crate::fit_logistic`] wants: column-major when large, so that it
+    /// need not hold a copy next to the matrix (issue 7).
+    pub fn transform_for_fit(&self, rows: &[&FeatureRow]) -> Array2<f64> {
+        let shape = (rows.len(), self.width());
+        if fits_column_major(shape.0, shape.1) {
+            self.fill(rows, Array2::zeros(shape.f()))
+        } else {
+            self.fill(rows, Array2::zeros(shape))
+        }
+    }
+
+    fn fill(&self, rows: &[&FeatureRow], mut matrix: Array2<f64>) -> Array2<f64> {
         for (row, mut out) in rows.iter().zip(matrix.rows_mut()) {
             let mut column = 0;
             self.cells(row, |value, _| {
@@ -324,5 +340,17 @@ mod tests {
         let json = serde_json::to_string(&spec).expect("serialize");
         let restored: FeatureSpec = serde_json::from_str(&json).expect("deserialize");
         assert_eq!(restored, spec);
+    }
+
+    #[test]
+    fn a_large_matrix_for_fitting_is_column_major_with_the_same_values() {
+        let rows = training_rows();
+        let spec = FeatureSpec::fit(&rows.iter().collect::<Vec<_>>(), &PARAMS);
+        let many: Vec<&FeatureRow> = rows.iter().cycle().take((1 << 20) / spec.width() + 1).collect();
+        let for_fit = spec.transform_for_fit(&many);
+        assert!(for_fit.t().is_standard_layout(), "column-major");
+        assert_eq!(for_fit, spec.transform_all(&many));
+        let few = spec.transform_for_fit(&many[..5]);
+        assert!(few.is_standard_layout(), "small matrices keep the row-major layout the known answers pin");
     }
 }

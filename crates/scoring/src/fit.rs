@@ -105,6 +105,17 @@ fn gradient_norm(x: &Array2<f64>, advanced: &[bool], fit: &LogisticFit) -> f64 {
     gradient.dot(&gradient).sqrt()
 }
 
+/// Whether `fit_logistic` hands a design matrix of this shape to the solver
+/// column-major. Training encodes such matrices column-major to begin with
+/// ([`crate::FeatureSpec::transform_for_fit`]), which spares the copy.
+pub(crate) fn fits_column_major(rows: usize, columns: usize) -> bool {
+    rows.saturating_mul(columns) >= COLUMN_MAJOR_FROM_ELEMENTS
+}
+
+fn is_column_major(x: &Array2<f64>) -> bool {
+    x.t().is_standard_layout()
+}
+
 /// `x` copied column-major, a block of rows at a time.
 fn column_major(x: &Array2<f64>) -> Array2<f64> {
     let (rows, columns) = x.dim();
@@ -194,7 +205,7 @@ pub fn fit_logistic(x: &Array2<f64>, advanced: &[bool], alpha: f64, params: &Val
     // then read each column contiguously (issue 7, B5: still 5-8% faster at
     // 800,000 x 50 with the copy counted). Small fits keep the layout, and
     // with it the rounding the known-answer test pins.
-    let column_major_copy = (x.len() >= COLUMN_MAJOR_FROM_ELEMENTS).then(|| column_major(x));
+    let column_major_copy = (fits_column_major(x.nrows(), x.ncols()) && !is_column_major(x)).then(|| column_major(x));
     let records = column_major_copy.as_ref().map_or(x.view(), Array2::view);
     let mut best: Option<LogisticFit> = None;
     let mut iterations = 0_u64;

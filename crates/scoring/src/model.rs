@@ -139,7 +139,7 @@ fn evaluate_on_holdout(
 
     // One encoding serves every alpha of the grid.
     let spec = FeatureSpec::fit(&rows(&train), &params.encoding);
-    let train_matrix = spec.transform_all(&rows(&train));
+    let train_matrix = spec.transform_for_fit(&rows(&train));
     let validation_matrix = spec.transform_all(&rows(validation));
     let mut alpha_trials = Vec::new();
     let mut best: Option<(f64, f64, Vec<f64>)> = None;
@@ -263,7 +263,7 @@ pub fn train_on_examples(
     let fallback_alpha = params.alpha_grid[params.alpha_grid.len() / 2];
     let alpha = holdout.as_ref().map_or(fallback_alpha, |(_, alpha, _)| *alpha);
     let spec = FeatureSpec::fit(&rows(&all), &params.encoding);
-    let matrix = spec.transform_all(&rows(&all));
+    let matrix = spec.transform_for_fit(&rows(&all));
     let all_labels = labels(&all);
     drop(all);
     drop(examples);
