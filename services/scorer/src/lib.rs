@@ -14,5 +14,8 @@ mod worker;
 
 pub use error::{Result, ScorerError};
 pub use score::{ScoreReport, score_pipeline};
-pub use train::{TrainOutcome, TrainReport, TrainSettings, load_histories, run_job, train_now};
+pub use train::{
+    TrainOutcome, TrainProgress, TrainReport, TrainSettings, load_histories, run_job, train_now,
+    train_now_with_progress,
+};
 pub use worker::{WorkerConfig, all_pipelines, run};

@@ -5,7 +5,10 @@ use anyhow::Context;
 use clap::Parser;
 use funnel_domain::PipelineName;
 use funnel_scorer::config::{Cli, Command};
-use funnel_scorer::{TrainSettings, WorkerConfig, all_pipelines, metrics, report, run, score_pipeline, train_now};
+use funnel_scorer::{
+    TrainProgress, TrainSettings, WorkerConfig, all_pipelines, metrics, report, run, score_pipeline,
+    train_now_with_progress,
+};
 use funnel_scoring::TrainParams;
 use funnel_store::{Store, StoreOptions, Trigger};
 use funnel_telemetry::TracingOptions;
@@ -37,7 +40,17 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Train => {
             for pipeline in &pipelines {
-                let report = train_now(&store, pipeline, Trigger::Manual, &settings).await?;
+                let total = store.count_opportunities(pipeline, None).await?;
+                let bar = progress_bar(total, pipeline);
+                let report =
+                    train_now_with_progress(&store, pipeline, Trigger::Manual, &settings, &|progress| match progress {
+                        TrainProgress::Reading { read } => bar.set_position(read),
+                        TrainProgress::Fitting { examples } => {
+                            bar.set_message(format!("{pipeline}: fitting on {examples} examples"));
+                        }
+                    })
+                    .await?;
+                bar.finish_and_clear();
                 if cli.json {
                     println!("{}", report::train_json(&report));
                 } else {
@@ -49,11 +62,7 @@ async fn main() -> anyhow::Result<()> {
             let mut reports = Vec::new();
             for pipeline in &pipelines {
                 let total = store.count_opportunities(pipeline, Some(funnel_domain::Status::Open)).await?;
-                let bar = ProgressBar::new(total);
-                if let Ok(style) = ProgressStyle::with_template("{msg:>10} {bar:40} {pos}/{len} ({per_sec}, {eta})") {
-                    bar.set_style(style);
-                }
-                bar.set_message(pipeline.to_string());
+                let bar = progress_bar(total, pipeline);
                 let report = score_pipeline(&store, pipeline, cli.batch_size, chrono::Utc::now(), &|done| {
                     bar.set_position(done)
                 })
@@ -81,4 +90,18 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A bar over a pipeline's opportunities; hidden when stderr is not a terminal.
+fn progress_bar(total: u64, pipeline: &PipelineName) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>10} {bar:40} {pos}/{len} ({per_sec}, {elapsed} elapsed, {eta} left)")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(pipeline.to_string());
+    // Fitting moves no position: keep the elapsed time ticking.
+    bar.enable_steady_tick(Duration::from_millis(500));
+    bar
 }

@@ -64,6 +64,15 @@ pub struct TrainReport {
     pub outcome: TrainOutcome,
 }
 
+/// Where a training run is, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainProgress {
+    /// Opportunities read and cut into examples so far.
+    Reading { read: u64 },
+    /// Every history is read; fitting on this many examples.
+    Fitting { examples: u64 },
+}
+
 /// Reads every opportunity of a pipeline (optionally of one status) with its
 /// history, in batches; `progress` is told how many were read so far.
 pub async fn load_histories(
@@ -98,6 +107,7 @@ async fn collect_examples(
     stages: &[StageInfo],
     settings: &TrainSettings,
     now: DateTime<Utc>,
+    progress: &(dyn Fn(TrainProgress) + Sync),
 ) -> Result<(ExampleCollector, usize, DateTime<Utc>)> {
     let mut collector = ExampleCollector::new(stages, &settings.params, now)?;
     let (mut opportunities, mut window_start) = (0, None::<DateTime<Utc>>);
@@ -121,6 +131,7 @@ async fn collect_examples(
         .map_err(|error| ScorerError::Task(error.to_string()))?;
         collector = returned;
         added?;
+        progress(TrainProgress::Reading { read: opportunities as u64 });
         if !full_batch {
             break;
         }
@@ -135,6 +146,17 @@ pub async fn train_now(
     trigger: Trigger,
     settings: &TrainSettings,
 ) -> Result<TrainReport> {
+    train_now_with_progress(store, pipeline, trigger, settings, &|_| {}).await
+}
+
+/// [`train_now`], telling `progress` how far it got.
+pub async fn train_now_with_progress(
+    store: &Store,
+    pipeline: &PipelineName,
+    trigger: Trigger,
+    settings: &TrainSettings,
+    progress: &(dyn Fn(TrainProgress) + Sync),
+) -> Result<TrainReport> {
     if !store.acquire_lease(pipeline, &settings.worker, settings.lease).await? {
         return Err(ScorerError::Busy(pipeline.to_string()));
     }
@@ -143,14 +165,23 @@ pub async fn train_now(
         store.release_lease(pipeline, &settings.worker).await?;
         return Err(ScorerError::Busy(pipeline.to_string()));
     };
-    run_job(store, job, settings).await
+    run_claimed(store, job, settings, progress).await
 }
 
 /// Runs a job this worker has claimed (and whose lease it holds), then
 /// releases the lease whatever happened.
 pub async fn run_job(store: &Store, job: RetrainJob, settings: &TrainSettings) -> Result<TrainReport> {
+    run_claimed(store, job, settings, &|_| {}).await
+}
+
+async fn run_claimed(
+    store: &Store,
+    job: RetrainJob,
+    settings: &TrainSettings,
+    progress: &(dyn Fn(TrainProgress) + Sync),
+) -> Result<TrainReport> {
     let pipeline = job.pipeline.clone();
-    let result = train_job(store, &job, settings).await;
+    let result = train_job(store, &job, settings, progress).await;
     if let Err(error) = &result
         && !matches!(error, ScorerError::LeaseLost(_))
     {
@@ -161,7 +192,12 @@ pub async fn run_job(store: &Store, job: RetrainJob, settings: &TrainSettings) -
     result
 }
 
-async fn train_job(store: &Store, job: &RetrainJob, settings: &TrainSettings) -> Result<TrainReport> {
+async fn train_job(
+    store: &Store,
+    job: &RetrainJob,
+    settings: &TrainSettings,
+    progress: &(dyn Fn(TrainProgress) + Sync),
+) -> Result<TrainReport> {
     let started = Instant::now();
     let pipeline = store.get_pipeline(&job.pipeline).await?;
     let stages = convert::stages(&pipeline.def);
@@ -171,7 +207,7 @@ async fn train_job(store: &Store, job: &RetrainJob, settings: &TrainSettings) ->
     let heartbeat =
         AbortOnDrop(tokio::spawn(keep_lease(store.clone(), job.clone(), settings.clone(), lease_lost.clone())));
     let now = Utc::now();
-    let collected = collect_examples(store, &job.pipeline, &stages, settings, now).await;
+    let collected = collect_examples(store, &job.pipeline, &stages, settings, now, progress).await;
     let (examples, opportunities, window_start) = match collected {
         Ok(collected) => collected,
         Err(error) => {
@@ -179,6 +215,7 @@ async fn train_job(store: &Store, job: &RetrainJob, settings: &TrainSettings) ->
             return Err(error);
         }
     };
+    progress(TrainProgress::Fitting { examples: examples.len() as u64 });
     let params = settings.params.clone();
     // CPU-bound: keep it off the async runtime.
     let training =

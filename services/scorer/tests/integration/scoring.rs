@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 use funnel_domain::PipelineName;
 use funnel_proto::v1::{self as pb, scoring_service_client::ScoringServiceClient};
-use funnel_scorer::{TrainOutcome, TrainSettings, score_pipeline, train_now};
+use funnel_scorer::{TrainOutcome, TrainProgress, TrainSettings, score_pipeline, train_now};
 use funnel_store::Trigger;
 use funnel_testkit::{TestDatabase, TestServer};
 
@@ -116,5 +116,39 @@ async fn with_too_little_history_leads_get_the_stage_baseline_marked_insufficien
         assert!(score.reason_codes.iter().any(|code| code == "INSUFFICIENT_DATA"), "{:?}", score.reason_codes);
         assert!(score.p_advance > 0.0 && score.p_advance < 1.0);
     }
+    server.shutdown().await;
+}
+
+/// `funnel-scorer train` draws its bar from these reports: every batch read,
+/// then the fit, with the counts the run reports.
+#[tokio::test]
+async fn training_reports_its_progress_batch_by_batch_then_the_fit() {
+    let database = TestDatabase::sqlite();
+    let store = database.store().await;
+    let server = TestServer::start(store.clone()).await;
+    import(&mut server.client(), known_history(300, Utc::now()).0).await;
+
+    let seen = std::sync::Mutex::new(Vec::new());
+    let settings = TrainSettings { batch_size: 100, ..TrainSettings::default() };
+    let report = funnel_scorer::train_now_with_progress(&store, &sales(), Trigger::Manual, &settings, &|progress| {
+        seen.lock().expect("not poisoned").push(progress)
+    })
+    .await
+    .expect("training runs");
+    let TrainOutcome::Registered { trained, .. } = report.outcome else {
+        panic!("enough data for a model: {:?}", report.outcome);
+    };
+    let examples = (trained.counts.advanced + trained.counts.leaked) as u64;
+    let seen = seen.into_inner().expect("not poisoned");
+    assert_eq!(
+        seen,
+        [
+            TrainProgress::Reading { read: 100 },
+            TrainProgress::Reading { read: 200 },
+            TrainProgress::Reading { read: 300 },
+            TrainProgress::Fitting { examples },
+        ]
+    );
+    assert_eq!(report.opportunities, 300);
     server.shutdown().await;
 }
