@@ -134,17 +134,56 @@ pub async fn b5(bench: &mut Bench) -> anyhow::Result<()> {
 }
 
 /// Makes sure the pipeline has an active model, so scoring uses one.
-async fn ensure_active_model(store: &Store) -> anyhow::Result<()> {
+/// Trains once in its own process, so that its peak RSS is its own, and
+/// makes sure a model is active for rescoring.
+async fn train_once(bench: &mut Bench, url: &str) -> anyhow::Result<()> {
+    let output = Command::new(std::env::current_exe()?).args(["train-once-child", "--database-url", url]).output()?;
+    if !output.status.success() {
+        bail!("train-once-child failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let child: TrainOnceChild = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .with_context(|| format!("train-once-child printed {stdout:?}"))?;
+    bench.note(
+        "training (train_now: read in batches, evaluate, fit, register), own process",
+        format!(
+            "{} opportunities, {} examples in {:.1} s; peak RSS {:.0} MiB",
+            child.opportunities,
+            child.examples,
+            child.seconds,
+            child.peak_rss_kib as f64 / 1024.0
+        ),
+    );
+    Ok(())
+}
+
+/// What `train-once-child` prints.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct TrainOnceChild {
+    pub opportunities: usize,
+    pub examples: usize,
+    pub seconds: f64,
+    pub peak_rss_kib: u64,
+}
+
+/// One training run; leaves a model active for rescoring.
+pub async fn train_once_child(database_url: &str) -> anyhow::Result<()> {
+    let store = Store::connect(database_url, &StoreOptions::default()).await?;
     let pipeline = sales()?;
-    if store.active_model(&pipeline).await?.is_some() {
-        return Ok(());
-    }
-    let report = train_now(store, &pipeline, Trigger::Manual, &TrainSettings::default()).await?;
-    if let funnel_scorer::TrainOutcome::Registered { model, .. } = report.outcome
-        && store.active_model(&pipeline).await?.is_none()
-    {
-        store.activate_model(model.version, "benchmark").await?;
-    }
+    let report = train_now(&store, &pipeline, Trigger::Manual, &TrainSettings::default()).await?;
+    let examples = match &report.outcome {
+        funnel_scorer::TrainOutcome::Registered { model, trained, .. } => {
+            if store.active_model(&pipeline).await?.is_none() {
+                store.activate_model(model.version, "benchmark").await?;
+            }
+            trained.counts.advanced + trained.counts.leaked
+        }
+        funnel_scorer::TrainOutcome::InsufficientData { advanced, leaked, .. } => advanced + leaked,
+    };
+    let (_, peak) = system::memory_kib(std::process::id());
+    let line =
+        TrainOnceChild { opportunities: report.opportunities, examples, seconds: report.seconds, peak_rss_kib: peak };
+    println!("{}", serde_json::to_string(&line)?);
     Ok(())
 }
 
@@ -183,8 +222,8 @@ pub async fn b6(bench: &mut Bench) -> anyhow::Result<()> {
     bench.postgres().await?;
     let Some(loaded) = bench.postgres.as_ref() else { return Ok(()) };
     let settings = bench.settings.clone();
-    ensure_active_model(&loaded.store).await?;
     let url = loaded.url.clone();
+    train_once(bench, &url).await?;
     psql(
         &url,
         "CREATE TABLE IF NOT EXISTS bench_score_history (LIKE score_history INCLUDING ALL); \

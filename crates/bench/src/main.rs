@@ -53,6 +53,12 @@ enum Which {
         #[arg(long)]
         database_url: String,
     },
+    /// Internal: one training run, as `funnel-scorer train` does it (B6).
+    #[command(hide = true)]
+    TrainOnceChild {
+        #[arg(long)]
+        database_url: String,
+    },
     /// Internal: training in a loop until killed (B8).
     #[command(hide = true)]
     TrainChild {
@@ -67,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
     let (settings, which): (Settings, Vec<&str>) = match cli.command {
         Which::ScoreChild { database_url } => return batch::score_child(&database_url).await,
         Which::TrainChild { database_url } => return batch::train_child(&database_url).await,
+        Which::TrainOnceChild { database_url } => return batch::train_once_child(&database_url).await,
         Which::All(settings) => (settings, vec!["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8"]),
         Which::B1(settings) => (settings, vec!["b1"]),
         Which::B2(settings) => (settings, vec!["b2"]),
