@@ -62,15 +62,18 @@ pub async fn score_pipeline(
     };
     let mut report =
         ScoreReport { pipeline: pipeline.clone(), model_version, scored: 0, flagged: 0, failed: 0, seconds: 0.0 };
-    let mut after: Option<OpportunityId> = None;
-    // The previous batch's write runs while this one is read and scored; one
-    // write at a time, so memory stays at two batches.
+    // Three batches in flight at most: the next one is read while this one
+    // is scored, and the previous one's write runs meanwhile (one write at
+    // a time).
+    let mut reading = Some(read_open_batch(store, pipeline, None, batch_size));
     let mut writing: Option<JoinHandle<funnel_store::Result<()>>> = None;
-    loop {
-        let batch = store.history_batch(pipeline, Some(Status::Open), after, batch_size).await?;
+    while let Some(read) = reading.take() {
+        let batch = read.await.map_err(|error| ScorerError::Task(error.to_string()))??;
         let Some(last) = batch.last() else { break };
-        after = Some(last.opportunity.id);
         let full_batch = batch.len() as u64 == batch_size;
+        if full_batch {
+            reading = Some(read_open_batch(store, pipeline, Some(last.opportunity.id), batch_size));
+        }
         let records = score_batch(&scorer, &stages, batch, now).await?;
         for record in &records {
             match record {
@@ -85,13 +88,22 @@ pub async fn score_pipeline(
         let writer = store.clone();
         writing = Some(tokio::spawn(async move { writer.write_scores(&records).await }));
         progress(report.scored + report.failed);
-        if !full_batch {
-            break;
-        }
     }
     finish_write(writing).await?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Reads the open opportunities after `after`, in a task of its own so that
+/// it runs while the caller scores the batch before.
+fn read_open_batch(
+    store: &Store,
+    pipeline: &PipelineName,
+    after: Option<OpportunityId>,
+    batch_size: u64,
+) -> JoinHandle<funnel_store::Result<Vec<funnel_store::OpportunityHistory>>> {
+    let (store, pipeline) = (store.clone(), pipeline.clone());
+    tokio::spawn(async move { store.history_batch(&pipeline, Some(Status::Open), after, batch_size).await })
 }
 
 /// Waits for a batch's write, if one is in flight.
