@@ -182,7 +182,7 @@ impl FeatureSpec {
 
     /// Calls `cell` with each column's value and the raw input behind it, in
     /// column order.
-    fn cells<'a>(&'a self, row: &'a FeatureRow, mut cell: impl FnMut(f64, Raw<'a>)) {
+    pub(crate) fn cells<'a>(&'a self, row: &'a FeatureRow, mut cell: impl FnMut(f64, Raw<'a>)) {
         for feature in &self.categorical {
             let raw = feature.raw(row);
             let known = feature.values.iter().any(|value| value == raw);
@@ -250,14 +250,14 @@ impl FeatureSpec {
 }
 
 /// The input behind one encoded column, as explanations show it.
-enum Raw<'a> {
+pub(crate) enum Raw<'a> {
     Category(&'a str),
     Presence(bool),
     Number(Option<f64>),
 }
 
 impl Raw<'_> {
-    fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         match self {
             Raw::Category(value) => (*value).to_owned(),
             Raw::Presence(present) => if *present { "present" } else { "missing" }.to_owned(),

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::baseline::StageBaseline;
 use crate::error::{Error, Result};
 use crate::examples::{ACTIVITIES_30D, CurrentRow, current_row};
+use crate::features::Raw;
 use crate::fit::sigmoid;
 use crate::history::{OpportunityHistory, StageInfo};
 use crate::model::TrainedModel;
@@ -78,24 +79,38 @@ pub fn score(
     now: DateTime<Utc>,
 ) -> Result<Score> {
     let current = current_row(history, stages, now)?;
-    let cells = model.spec.encode(&current.row);
+    let mut cells = Vec::with_capacity(model.coefficients.len());
+    model.spec.cells(&current.row, |encoded, raw| cells.push((encoded, raw)));
     if cells.len() != model.coefficients.len() {
         return Err(Error::ColumnMismatch { expected: model.coefficients.len(), found: cells.len() });
     }
     let mut log_odds = model.intercept;
+    // Column, contribution and raw input; only the top few get named and
+    // shown, which is most of a score's cost when done for every column.
     let mut factors = Vec::new();
-    for ((encoded, shown), coefficient) in cells.into_iter().zip(&model.coefficients) {
+    for (column, ((encoded, raw), coefficient)) in cells.into_iter().zip(&model.coefficients).enumerate() {
         let contribution = coefficient.weight * encoded;
         log_odds += contribution;
         if contribution != 0.0 && contribution.is_finite() {
-            factors.push(Factor { feature: coefficient.column.clone(), value: shown, contribution });
+            factors.push((column, contribution, raw));
         }
     }
     if !log_odds.is_finite() {
         return Err(Error::InconsistentModel { reason: "non-finite log-odds".to_owned() });
     }
-    factors.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
-    let (down, up): (Vec<Factor>, Vec<Factor>) = factors.into_iter().partition(|factor| factor.contribution < 0.0);
+    factors.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+    let (down, up): (Vec<_>, Vec<_>) = factors.into_iter().partition(|(_, contribution, _)| *contribution < 0.0);
+    let top = |factors: Vec<(usize, f64, Raw<'_>)>| -> Vec<Factor> {
+        factors
+            .into_iter()
+            .take(TOP_FACTORS)
+            .map(|(column, contribution, raw)| Factor {
+                feature: model.coefficients[column].column.clone(),
+                value: raw.shown(),
+                contribution,
+            })
+            .collect()
+    };
 
     let p_advance = sigmoid(log_odds);
     let mut reasons = Vec::new();
@@ -115,8 +130,8 @@ pub fn score(
         p_advance,
         leak_flag,
         reasons,
-        factors_down: down.into_iter().take(TOP_FACTORS).collect(),
-        factors_up: up.into_iter().take(TOP_FACTORS).collect(),
+        factors_down: top(down),
+        factors_up: top(up),
     })
 }
 

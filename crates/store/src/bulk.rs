@@ -164,19 +164,27 @@ fn push_json(json: &mut String, value: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Appends `text` as a JSON string.
+/// Appends `text` as a JSON string, copying the runs between the characters
+/// it escapes whole (score rows carry long JSON texts: B6).
 fn push_json_string(json: &mut String, text: &str) {
     json.push('"');
-    for ch in text.chars() {
-        match ch {
-            '"' => json.push_str("\\\""),
-            '\\' => json.push_str("\\\\"),
-            ch if u32::from(ch) < 0x20 => {
-                let _ = write!(json, "\\u{:04x}", u32::from(ch));
-            }
-            ch => json.push(ch),
+    let mut copied = 0;
+    // The escaped characters are ASCII, so byte positions are char boundaries.
+    for (position, byte) in text.bytes().enumerate() {
+        if byte != b'"' && byte != b'\\' && byte >= 0x20 {
+            continue;
         }
+        json.push_str(&text[copied..position]);
+        match byte {
+            b'"' => json.push_str("\\\""),
+            b'\\' => json.push_str("\\\\"),
+            control => {
+                let _ = write!(json, "\\u{control:04x}");
+            }
+        }
+        copied = position + 1;
     }
+    json.push_str(&text[copied..]);
     json.push('"');
 }
 
@@ -239,7 +247,10 @@ mod tests {
 
     #[test]
     fn strings_round_trip_through_json() {
-        for text in ["plain", "quote \" and \\ backslash", "tab\tnew\nline\u{1}", "ünïcødé 🚀", ""] {
+        let edges = ["\"starts", "ends\\", "\u{0}\u{1f}\"\"", "ü\"ü"];
+        for text in
+            ["plain", "quote \" and \\ backslash", "tab\tnew\nline\u{1}", "ünïcødé 🚀", ""].into_iter().chain(edges)
+        {
             let mut json = String::new();
             push_json_string(&mut json, text);
             let back: String = serde_json::from_str(&json).expect("valid JSON");
