@@ -2,8 +2,8 @@
 //! writers with the same version exactly one wins.
 
 use funnel_domain::{Command, StageDef};
-use funnel_store::{Backend, OpportunityPatch, Store, StoreError, StoreOptions};
-use funnel_testkit::backends;
+use funnel_store::{Backend, Opportunity, OpportunityPatch, Store, StoreError, StoreOptions};
+use funnel_testkit::{TestDatabase, backends};
 
 use crate::support::{command, full_history, new_opportunity, sales, stage};
 
@@ -68,9 +68,7 @@ async fn of_concurrent_changes_with_the_same_version_exactly_one_wins() {
 async fn a_stage_change_sees_stages_another_replica_changed_since_its_last_move() {
     for database in backends().await {
         println!("backend: {database}");
-        let first = database.store().await;
-        let second = Store::connect(database.url(), &StoreOptions::default()).await.expect("a second replica");
-        let created = first.create_opportunity(new_opportunity("replicas", None)).await.expect("create");
+        let (first, second, created) = two_processes(&database, "replicas").await;
         first
             .change_stage(created.id, command(Command::Move { to: stage("qualified") }, None, None))
             .await
@@ -108,9 +106,7 @@ async fn a_stage_change_sees_stages_another_replica_changed_since_its_last_move(
 async fn writers_in_two_processes_on_one_database_wait_for_each_other() {
     for database in backends().await {
         println!("backend: {database}");
-        let first = database.store().await;
-        let second = Store::connect(database.url(), &StoreOptions::default()).await.expect("a second process");
-        let created = first.create_opportunity(new_opportunity("shared", None)).await.expect("create");
+        let (first, second, created) = two_processes(&database, "shared").await;
         let mut writers = Vec::new();
         for index in 0..40 {
             let store = if index % 2 == 0 { first.clone() } else { second.clone() };
@@ -134,4 +130,13 @@ async fn writers_in_two_processes_on_one_database_wait_for_each_other() {
         let current = second.get_opportunity(created.id).await.expect("get");
         assert_eq!(current.version, created.version + applied, "{database}: every edit applied once");
     }
+}
+
+/// Two stores on one database, as two processes (or replicas) would have,
+/// and an opportunity created through the first.
+async fn two_processes(database: &TestDatabase, title: &str) -> (Store, Store, Opportunity) {
+    let first = database.store().await;
+    let second = Store::connect(database.url(), &StoreOptions::default()).await.expect("a second process");
+    let created = first.create_opportunity(new_opportunity(title, None)).await.expect("create");
+    (first, second, created)
 }

@@ -50,19 +50,7 @@ async fn replicas_migrating_an_empty_postgres_database_at_once_all_succeed() {
     let (base, _) = admin_url.rsplit_once('/').expect("a database URL names its database");
     let url = format!("{base}/{name}");
 
-    let mut replicas = Vec::new();
-    for _ in 0..3 {
-        let url = url.clone();
-        replicas.push(tokio::spawn(async move {
-            let store = funnel_store::Store::connect(&url, &funnel_store::StoreOptions::default()).await?;
-            store.migrate().await?;
-            store.list_pipelines(100, "").await
-        }));
-    }
-    for replica in replicas {
-        let pipelines = replica.await.expect("no panic").expect("every replica migrates");
-        assert_eq!(pipelines.items.len(), 1, "the default pipeline is seeded once");
-    }
+    three_processes_migrate_at_once(&url).await;
     admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.expect("drop the database");
 }
 
@@ -71,9 +59,15 @@ async fn replicas_migrating_an_empty_postgres_database_at_once_all_succeed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_migrating_a_new_sqlite_file_at_once_all_succeed() {
     let database = funnel_testkit::TestDatabase::sqlite();
+    three_processes_migrate_at_once(database.url()).await;
+}
+
+/// Three stores (processes) connect to a new database at once and migrate
+/// it: each succeeds and sees the default pipeline seeded once.
+async fn three_processes_migrate_at_once(url: &str) {
     let mut processes = Vec::new();
     for _ in 0..3 {
-        let url = database.url().to_owned();
+        let url = url.to_owned();
         processes.push(tokio::spawn(async move {
             let store = funnel_store::Store::connect(&url, &funnel_store::StoreOptions::default()).await?;
             store.migrate().await?;
