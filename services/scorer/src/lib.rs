@@ -7,6 +7,7 @@ mod convert;
 mod error;
 pub mod gate;
 pub mod metrics;
+mod pages;
 pub mod report;
 mod score;
 mod train;

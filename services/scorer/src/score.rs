@@ -17,6 +17,7 @@ use tracing::warn;
 
 use crate::convert;
 use crate::error::{Result, ScorerError};
+use crate::pages::HistoryPages;
 
 /// Quantile of days-to-advance that marks a stage's rot point, as in training.
 const ROT_QUANTILE: f64 = 0.9;
@@ -199,12 +200,8 @@ async fn cold_start_baseline(
     // A batch of histories at a time: the tally keeps a number per visit,
     // not the histories (issue 7: 3.9 GB for 100,000 opportunities before).
     let mut tally = BaselineTally::default();
-    let mut after = None;
-    loop {
-        let batch = store.history_batch(pipeline, None, after, batch_size).await?;
-        let Some(last) = batch.last() else { break };
-        after = Some(last.opportunity.id);
-        let full_batch = batch.len() as u64 == batch_size;
+    let mut pages = HistoryPages::new(store, pipeline, None, batch_size);
+    while let Some(batch) = pages.next().await? {
         let batch_stages = stages.clone();
         let work = move || -> Result<BaselineTally> {
             let histories: Vec<OpportunityHistory> = batch.into_iter().map(convert::history).collect();
@@ -213,9 +210,6 @@ async fn cold_start_baseline(
             Ok(tally)
         };
         tally = tokio::task::spawn_blocking(work).await.map_err(|error| ScorerError::Task(error.to_string()))??;
-        if !full_batch {
-            break;
-        }
     }
     Ok(tally.finish(stages, ROT_QUANTILE)?)
 }

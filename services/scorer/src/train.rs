@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::convert;
 use crate::error::{Result, ScorerError};
 use crate::gate::{self, Verdict};
+use crate::pages::HistoryPages;
 
 /// How a worker trains.
 #[derive(Debug, Clone)]
@@ -83,17 +84,10 @@ pub async fn load_histories(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<OpportunityHistory>> {
     let mut histories = Vec::new();
-    let mut after = None;
-    loop {
-        let batch = store.history_batch(pipeline, status, after, batch_size).await?;
-        let Some(last) = batch.last() else { break };
-        after = Some(last.opportunity.id);
-        let full_batch = batch.len() as u64 == batch_size;
+    let mut pages = HistoryPages::new(store, pipeline, status, batch_size);
+    while let Some(batch) = pages.next().await? {
         histories.extend(batch.into_iter().map(convert::history));
         progress(histories.len() as u64);
-        if !full_batch {
-            break;
-        }
     }
     Ok(histories)
 }
@@ -111,19 +105,15 @@ async fn collect_examples(
 ) -> Result<(ExampleCollector, usize, DateTime<Utc>)> {
     let mut collector = ExampleCollector::new(stages, &settings.params, now)?;
     let (mut opportunities, mut window_start) = (0, None::<DateTime<Utc>>);
-    let mut after = None;
-    loop {
-        let batch = store.history_batch(pipeline, None, after, settings.batch_size).await?;
-        let Some(last) = batch.last() else { break };
-        after = Some(last.opportunity.id);
-        let full_batch = batch.len() as u64 == settings.batch_size;
-        let histories: Vec<OpportunityHistory> = batch.into_iter().map(convert::history).collect();
-        opportunities += histories.len();
-        if let Some(oldest) = histories.iter().map(|history| history.created_at).min() {
+    let mut pages = HistoryPages::new(store, pipeline, None, settings.batch_size);
+    while let Some(batch) = pages.next().await? {
+        opportunities += batch.len();
+        if let Some(oldest) = batch.iter().map(|stored| stored.opportunity.state.created_at).min() {
             window_start = Some(window_start.map_or(oldest, |start| start.min(oldest)));
         }
         // CPU work per batch: off the runtime, which may be serving gRPC (dev mode).
         let (returned, added) = tokio::task::spawn_blocking(move || {
+            let histories: Vec<OpportunityHistory> = batch.into_iter().map(convert::history).collect();
             let added = collector.add(&histories);
             (collector, added)
         })
@@ -132,9 +122,6 @@ async fn collect_examples(
         collector = returned;
         added?;
         progress(TrainProgress::Reading { read: opportunities as u64 });
-        if !full_batch {
-            break;
-        }
     }
     Ok((collector, opportunities, window_start.unwrap_or(now)))
 }
