@@ -30,7 +30,9 @@ async fn switch_to_wal(url: &str) -> Result<()> {
 
     const ATTEMPTS: u32 = 50;
     let options = SqliteConnectOptions::from_str(url)
-        .map_err(|error| StoreError::Unavailable(format!("SQLite URL {url:?}: {error}")))?
+        .map_err(|error| {
+            StoreError::Domain(funnel_domain::DomainError::invalid("database_url", format!("{url:?}: {error}")))
+        })?
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(Duration::from_secs(5));
     let mut attempt = 1;
