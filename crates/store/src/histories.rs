@@ -6,13 +6,13 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use funnel_domain::{ActivityKind, OpportunityId, PipelineName, Status, Transition};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, RelationTrait};
 use uuid::Uuid;
 
-use crate::entity::{activity, opportunity, transition};
+use crate::entity::{opportunity, transition};
 use crate::opportunities::{from_row, history_from_row};
 use crate::time::{from_micros, to_micros};
-use crate::{Opportunity, Result, Store, StoreError};
+use crate::{Opportunity, OpportunityFilter, Result, Store, StoreError, history_reads, opportunity_reads};
 
 /// An opportunity with everything the scorer learns from.
 #[derive(Debug, Clone)]
@@ -34,48 +34,19 @@ impl Store {
         after: Option<OpportunityId>,
         limit: u64,
     ) -> Result<Vec<OpportunityHistory>> {
-        let mut query = opportunity::Entity::find()
-            .filter(opportunity::Column::Pipeline.eq(pipeline.as_str()))
-            .order_by_asc(opportunity::Column::Id)
-            .limit(limit);
-        if let Some(status) = status {
-            query = query.filter(opportunity::Column::Status.eq(status.as_str()));
-        }
-        if let Some(after) = after {
-            query = query.filter(opportunity::Column::Id.gt(after.uuid()));
-        }
-        let rows = query.all(&self.db).await?;
+        let filter = OpportunityFilter { pipeline: Some(pipeline.clone()), status, ..OpportunityFilter::default() };
+        let rows = opportunity_reads::page(self, &filter, after.map(|id| id.uuid()), limit).await?;
         let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
         let mut transitions: HashMap<Uuid, Vec<Transition>> = HashMap::new();
+        for row in history_reads::transitions(self, &ids).await? {
+            let history = history_from_row(row)?;
+            transitions.entry(history.opportunity_id.uuid()).or_default().push(history.transition);
+        }
         let mut activities: HashMap<Uuid, Vec<(DateTime<Utc>, ActivityKind)>> = HashMap::new();
-        // Bounded IN lists: well under every backend's bind limit.
-        for chunk in ids.chunks(5_000) {
-            let transition_rows = transition::Entity::find()
-                .filter(transition::Column::OpportunityId.is_in(chunk.iter().copied()))
-                .order_by_asc(transition::Column::OpportunityId)
-                .order_by_asc(transition::Column::Sequence)
-                .all(&self.db)
-                .await?;
-            for row in transition_rows {
-                let history = history_from_row(row)?;
-                transitions.entry(history.opportunity_id.uuid()).or_default().push(history.transition);
-            }
-            let activity_rows: Vec<(Uuid, i64, String)> = activity::Entity::find()
-                .select_only()
-                .column(activity::Column::OpportunityId)
-                .column(activity::Column::OccurredAt)
-                .column(activity::Column::Kind)
-                .filter(activity::Column::OpportunityId.is_in(chunk.iter().copied()))
-                .order_by_asc(activity::Column::OpportunityId)
-                .order_by_asc(activity::Column::OccurredAt)
-                .into_tuple()
-                .all(&self.db)
-                .await?;
-            for (id, occurred_at, kind) in activity_rows {
-                let kind = ActivityKind::parse(&kind)
-                    .ok_or_else(|| StoreError::Internal(format!("unknown activity kind {kind:?}")))?;
-                activities.entry(id).or_default().push((from_micros(occurred_at), kind));
-            }
+        for row in history_reads::activities(self, &ids).await? {
+            let kind = ActivityKind::parse(&row.kind)
+                .ok_or_else(|| StoreError::Internal(format!("unknown activity kind {:?}", row.kind)))?;
+            activities.entry(row.opportunity_id).or_default().push((from_micros(row.occurred_at), kind));
         }
         let mut batch = Vec::with_capacity(rows.len());
         for row in rows {

@@ -5,15 +5,13 @@
 //! of the query itself (issue 7, B3). Same SQL shape, same rows, decoded by
 //! position into the entity's `Model`.
 
-use std::sync::Arc;
-
 use sea_orm::sqlx::{self, ColumnIndex, Decode, Row, Type};
-use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};
 use uuid::Uuid;
 
 use crate::entity::opportunity;
 use crate::model::OpportunityFilter;
-use crate::{Backend, Result, Store, StoreError};
+use crate::raw::{self, Bind, Positional, placeholder};
+use crate::{Backend, Result, Store};
 
 /// The entity's columns in field order (`the_columns_are_the_entitys`).
 macro_rules! columns {
@@ -28,20 +26,13 @@ const SELECT: &str = concat!("SELECT ", columns!(), " FROM opportunities");
 const BY_ID_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM opportunities WHERE id = $1");
 const BY_ID_SQLITE: &str = concat!("SELECT ", columns!(), " FROM opportunities WHERE id = ?");
 
-/// A value bound to a placeholder.
-enum Bind {
-    Uuid(Uuid),
-    Text(String),
-    Int(i64),
-}
-
 /// The row of `id`, if any.
 pub(crate) async fn by_id(store: &Store, id: Uuid) -> Result<Option<opportunity::Model>> {
     let sql = match store.backend() {
         Backend::Postgres => BY_ID_POSTGRES,
         Backend::Sqlite => BY_ID_SQLITE,
     };
-    let mut rows = fetch(store, sql.to_owned(), vec![Bind::Uuid(id)]).await?;
+    let mut rows = raw::fetch(store, sql.to_owned(), vec![Bind::Uuid(id)]).await?;
     Ok(rows.pop())
 }
 
@@ -81,97 +72,47 @@ pub(crate) async fn page(
     sql.push_str(" ORDER BY id LIMIT ");
     sql.push_str(&placeholder(backend, binds.len() + 1));
     binds.push(Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
-    fetch(store, sql, binds).await
-}
-
-fn placeholder(backend: Backend, position: usize) -> String {
-    match backend {
-        Backend::Postgres => format!("${position}"),
-        Backend::Sqlite => "?".to_owned(),
-    }
-}
-
-/// Runs `sql` on a connection of the store's pool. The statement is
-/// prepared once per pooled connection (sqlx caches it by its text).
-async fn fetch(store: &Store, sql: String, binds: Vec<Bind>) -> Result<Vec<opportunity::Model>> {
-    macro_rules! run_on {
-        ($pool:expr) => {{
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for bind in binds {
-                query = match bind {
-                    Bind::Uuid(value) => query.bind(value),
-                    Bind::Text(value) => query.bind(value),
-                    Bind::Int(value) => query.bind(value),
-                };
-            }
-            let mut connection = $pool.acquire().await.map_err(acquire_error)?;
-            let rows = query.fetch_all(&mut *connection).await.map_err(query_error)?;
-            let mut models = Vec::with_capacity(rows.len());
-            for row in &rows {
-                models.push(decode(row).map_err(decode_error)?);
-            }
-            Ok(models)
-        }};
-    }
-    match store.backend() {
-        Backend::Postgres => run_on!(store.db.get_postgres_connection_pool()),
-        Backend::Sqlite => run_on!(store.db.get_sqlite_connection_pool()),
-    }
+    raw::fetch(store, sql, binds).await
 }
 
 /// One row of [`SELECT`] by column position.
-fn decode<'row, R>(row: &'row R) -> Result<opportunity::Model, sqlx::Error>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    Uuid: Decode<'row, R::Database> + Type<R::Database>,
-    String: Decode<'row, R::Database> + Type<R::Database>,
-    i64: Decode<'row, R::Database> + Type<R::Database>,
-{
-    Ok(opportunity::Model {
-        id: row.try_get(0)?,
-        pipeline: row.try_get(1)?,
-        stage: row.try_get(2)?,
-        status: row.try_get(3)?,
-        title: row.try_get(4)?,
-        account: row.try_get(5)?,
-        owner: row.try_get(6)?,
-        currency_code: row.try_get(7)?,
-        amount_minor: row.try_get(8)?,
-        source: row.try_get(9)?,
-        external_id: row.try_get(10)?,
-        attributes: row.try_get(11)?,
-        created_at: row.try_get(12)?,
-        stage_entered_at: row.try_get(13)?,
-        closed_at: row.try_get(14)?,
-        leak_reason: row.try_get(15)?,
-        last_change_at: row.try_get(16)?,
-        previous_stage: row.try_get(17)?,
-        sequence: row.try_get(18)?,
-        version: row.try_get(19)?,
-        updated_at: row.try_get(20)?,
-        request_id: row.try_get(21)?,
-        furthest_stage: row.try_get(22)?,
-    })
-}
+impl Positional for opportunity::Model {
+    const WHAT: &'static str = "an opportunity row";
 
-/// Errors are wrapped as sea-orm wraps them, so that [`StoreError`]'s one
-/// classification applies: failing to get a connection is UNAVAILABLE.
-fn acquire_error(error: sqlx::Error) -> StoreError {
-    let error = match error {
-        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
-        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
-        other => DbErr::Conn(RuntimeErr::SqlxError(Arc::new(other))),
-    };
-    StoreError::from(error)
-}
-
-fn query_error(error: sqlx::Error) -> StoreError {
-    StoreError::from(DbErr::Query(RuntimeErr::SqlxError(Arc::new(error))))
-}
-
-fn decode_error(error: sqlx::Error) -> StoreError {
-    StoreError::Internal(format!("reading an opportunity row: {error}"))
+    fn decode<'row, R>(row: &'row R) -> Result<Self, sqlx::Error>
+    where
+        R: Row,
+        usize: ColumnIndex<R>,
+        Uuid: Decode<'row, R::Database> + Type<R::Database>,
+        String: Decode<'row, R::Database> + Type<R::Database>,
+        i64: Decode<'row, R::Database> + Type<R::Database>,
+    {
+        Ok(opportunity::Model {
+            id: row.try_get(0)?,
+            pipeline: row.try_get(1)?,
+            stage: row.try_get(2)?,
+            status: row.try_get(3)?,
+            title: row.try_get(4)?,
+            account: row.try_get(5)?,
+            owner: row.try_get(6)?,
+            currency_code: row.try_get(7)?,
+            amount_minor: row.try_get(8)?,
+            source: row.try_get(9)?,
+            external_id: row.try_get(10)?,
+            attributes: row.try_get(11)?,
+            created_at: row.try_get(12)?,
+            stage_entered_at: row.try_get(13)?,
+            closed_at: row.try_get(14)?,
+            leak_reason: row.try_get(15)?,
+            last_change_at: row.try_get(16)?,
+            previous_stage: row.try_get(17)?,
+            sequence: row.try_get(18)?,
+            version: row.try_get(19)?,
+            updated_at: row.try_get(20)?,
+            request_id: row.try_get(21)?,
+            furthest_stage: row.try_get(22)?,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod conflicts;
 mod feed;
+mod histories;
 mod import;
 mod migrations;
 mod properties;

@@ -1,0 +1,121 @@
+//! The transitions and activities of a batch of opportunities, straight
+//! through sqlx. Through sea-orm, a batch of 2,000 ids went as 2,000 bound
+//! parameters, planned afresh each time; PostgreSQL chose a parallel scan of
+//! the whole table and a sort, ~150 ms a batch and growing with the table
+//! (issue 7, B6). On PostgreSQL the ids now go as one array, bounded by the
+//! batch's first and last id so that the `(opportunity_id, ...)` index hands
+//! the rows over in order, reading only the batch's stretch of it.
+
+use sea_orm::sqlx::{self, ColumnIndex, Decode, Row, Type};
+use uuid::Uuid;
+
+use crate::entity::transition;
+use crate::raw::{self, Bind, Positional, placeholder};
+use crate::{Backend, Result, Store};
+
+/// SQLite's bind limit is 32,766; a chunk stays well under it.
+const SQLITE_CHUNK: usize = 5_000;
+
+const TRANSITION_COLUMNS: &str = "id, opportunity_id, sequence, from_stage, to_stage, from_status, to_status, kind, \
+                                  occurred_at, recorded_at, actor, reason, note, previous_at";
+
+/// An activity as the scorer reads it: whose, when, what kind.
+pub(crate) struct ActivityRow {
+    pub opportunity_id: Uuid,
+    pub occurred_at: i64,
+    pub kind: String,
+}
+
+/// The transitions of `ids`, by opportunity id then sequence.
+pub(crate) async fn transitions(store: &Store, ids: &[Uuid]) -> Result<Vec<transition::Model>> {
+    let select = format!("SELECT {TRANSITION_COLUMNS} FROM transitions");
+    of_ids(store, &select, "opportunity_id, sequence", ids).await
+}
+
+/// The activities of `ids`, by opportunity id then time.
+pub(crate) async fn activities(store: &Store, ids: &[Uuid]) -> Result<Vec<ActivityRow>> {
+    let select = "SELECT opportunity_id, occurred_at, kind FROM activities";
+    of_ids(store, select, "opportunity_id, occurred_at, id", ids).await
+}
+
+async fn of_ids<M: Positional>(store: &Store, select: &str, order: &str, ids: &[Uuid]) -> Result<Vec<M>> {
+    let (Some(first), Some(last)) = (ids.iter().min(), ids.iter().max()) else { return Ok(Vec::new()) };
+    match store.backend() {
+        Backend::Postgres => {
+            let sql = format!(
+                "{select} WHERE opportunity_id = ANY($1) AND opportunity_id BETWEEN $2 AND $3 ORDER BY {order}"
+            );
+            raw::fetch(store, sql, vec![Bind::Uuids(ids.to_vec()), Bind::Uuid(*first), Bind::Uuid(*last)]).await
+        }
+        Backend::Sqlite => {
+            let mut rows = Vec::new();
+            for chunk in ids.chunks(SQLITE_CHUNK) {
+                let placeholders: Vec<String> =
+                    (1..=chunk.len()).map(|position| placeholder(Backend::Sqlite, position)).collect();
+                let sql = format!("{select} WHERE opportunity_id IN ({}) ORDER BY {order}", placeholders.join(", "));
+                let binds = chunk.iter().map(|id| Bind::Uuid(*id)).collect();
+                rows.extend(raw::fetch::<M>(store, sql, binds).await?);
+            }
+            Ok(rows)
+        }
+    }
+}
+
+impl Positional for transition::Model {
+    const WHAT: &'static str = "a transition row";
+
+    fn decode<'row, R>(row: &'row R) -> Result<Self, sqlx::Error>
+    where
+        R: Row,
+        usize: ColumnIndex<R>,
+        Uuid: Decode<'row, R::Database> + Type<R::Database>,
+        String: Decode<'row, R::Database> + Type<R::Database>,
+        i64: Decode<'row, R::Database> + Type<R::Database>,
+    {
+        Ok(transition::Model {
+            id: row.try_get(0)?,
+            opportunity_id: row.try_get(1)?,
+            sequence: row.try_get(2)?,
+            from_stage: row.try_get(3)?,
+            to_stage: row.try_get(4)?,
+            from_status: row.try_get(5)?,
+            to_status: row.try_get(6)?,
+            kind: row.try_get(7)?,
+            occurred_at: row.try_get(8)?,
+            recorded_at: row.try_get(9)?,
+            actor: row.try_get(10)?,
+            reason: row.try_get(11)?,
+            note: row.try_get(12)?,
+            previous_at: row.try_get(13)?,
+        })
+    }
+}
+
+impl Positional for ActivityRow {
+    const WHAT: &'static str = "an activity row";
+
+    fn decode<'row, R>(row: &'row R) -> Result<Self, sqlx::Error>
+    where
+        R: Row,
+        usize: ColumnIndex<R>,
+        Uuid: Decode<'row, R::Database> + Type<R::Database>,
+        String: Decode<'row, R::Database> + Type<R::Database>,
+        i64: Decode<'row, R::Database> + Type<R::Database>,
+    {
+        Ok(ActivityRow { opportunity_id: row.try_get(0)?, occurred_at: row.try_get(1)?, kind: row.try_get(2)? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{IdenStatic, Iterable};
+
+    use super::*;
+
+    #[test]
+    fn the_transition_columns_are_the_entitys() {
+        let entity: Vec<&str> = transition::Column::iter().map(|column| column.as_str()).collect();
+        let listed: Vec<&str> = TRANSITION_COLUMNS.split(", ").collect();
+        assert_eq!(listed, entity, "TRANSITION_COLUMNS must list transition::Model's fields in order");
+    }
+}

@@ -1,0 +1,88 @@
+//! The scorer's batched reads hand over each opportunity with exactly its
+//! own history, in order, page after page.
+
+use chrono::{Duration, SubsecRound, Utc};
+use funnel_domain::{ActivityKind, Command, OpportunityId, Status};
+use funnel_store::{NewActivity, OpportunityHistory, Store};
+use funnel_testkit::backends;
+
+use crate::support::{command, full_history, new_opportunity, sales, stage};
+
+/// Every activity of `id`, in the order it occurred.
+async fn all_activities(store: &Store, id: OpportunityId) -> Vec<(chrono::DateTime<Utc>, ActivityKind)> {
+    let page = store.list_activities(id, 100, "").await.expect("list activities");
+    assert!(page.next_page_token.is_empty(), "fits one page");
+    page.items.into_iter().map(|activity| (activity.occurred_at, activity.kind)).collect()
+}
+
+/// Every batch of `limit` after the one before, until a short one.
+async fn batches(store: &Store, status: Option<Status>, limit: u64) -> Vec<OpportunityHistory> {
+    let mut all: Vec<OpportunityHistory> = Vec::new();
+    loop {
+        let after = all.last().map(|last| last.opportunity.id);
+        let batch = store.history_batch(&sales(), status, after, limit).await.expect("history batch");
+        let short = (batch.len() as u64) < limit;
+        all.extend(batch);
+        if short {
+            return all;
+        }
+    }
+}
+
+#[tokio::test]
+async fn history_batches_hold_each_opportunitys_own_transitions_and_activities_in_order() {
+    for database in backends().await {
+        println!("backend: {database}");
+        let store = database.store().await;
+        let start = (Utc::now() - Duration::days(90)).trunc_subsecs(0);
+        let kinds = [ActivityKind::Call, ActivityKind::Email, ActivityKind::Meeting, ActivityKind::Note];
+        let mut created = Vec::new();
+        for n in 0..8i64 {
+            let opportunity =
+                store.create_opportunity(new_opportunity(&format!("lead {n}"), Some(start))).await.expect("create");
+            // Different lengths of history, steps out of step between leads.
+            for step in 0..n % 4 {
+                let to = stage(["qualified", "committed", "prospect"][(step % 3) as usize]);
+                let at = Some(start + Duration::days(step + 1) + Duration::hours(n));
+                store.change_stage(opportunity.id, command(Command::Move { to }, None, at)).await.expect("move");
+            }
+            // Logged newest first: the batch must still come in time order.
+            for k in (0..(n * 3) % 5).rev() {
+                let activity = NewActivity {
+                    opportunity_id: opportunity.id,
+                    kind: kinds[((n + k) % 4) as usize],
+                    occurred_at: Some(start + Duration::days(k * 2) + Duration::minutes(n)),
+                    actor: "tester".to_owned(),
+                    note: String::new(),
+                    request_id: None,
+                };
+                store.log_activity(activity).await.expect("log activity");
+            }
+            if n % 3 == 2 {
+                let leak = Command::Leak { reason: "went quiet".to_owned() };
+                let at = Some(start + Duration::days(30));
+                store.change_stage(opportunity.id, command(leak, None, at)).await.expect("leak");
+            }
+            created.push(opportunity.id);
+        }
+
+        let everyone = batches(&store, None, 3).await;
+        assert_eq!(everyone.iter().map(|h| h.opportunity.id).collect::<Vec<_>>(), created, "all, in id order");
+        for history in &everyone {
+            let id = history.opportunity.id;
+            assert_eq!(history.opportunity, store.get_opportunity(id).await.expect("get"), "{id}");
+            assert_eq!(history.transitions, full_history(&store, id).await, "{id}: transitions in sequence");
+            assert_eq!(history.activities, all_activities(&store, id).await, "{id}: activities in time order");
+        }
+        assert!(everyone.iter().any(|h| h.activities.len() >= 3) && everyone.iter().any(|h| h.transitions.len() >= 4));
+
+        let open = batches(&store, Some(Status::Open), 2).await;
+        let expected: Vec<_> = everyone.iter().filter(|h| h.opportunity.state.status == Status::Open).collect();
+        assert_eq!(open.len(), expected.len());
+        assert!(open.len() < everyone.len(), "some were leaked");
+        for (got, want) in open.iter().zip(expected) {
+            assert_eq!(got.opportunity.id, want.opportunity.id);
+            assert_eq!((&got.transitions, &got.activities), (&want.transitions, &want.activities));
+        }
+    }
+}
