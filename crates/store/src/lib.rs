@@ -25,6 +25,7 @@ mod pipelines;
 mod raw;
 mod registry;
 mod report;
+mod score_writes;
 mod scores;
 mod sequencer;
 mod stage_write;

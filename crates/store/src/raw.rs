@@ -102,3 +102,11 @@ fn acquire_error(error: sqlx::Error) -> StoreError {
 fn query_error(error: sqlx::Error) -> StoreError {
     StoreError::from(DbErr::Query(RuntimeErr::SqlxError(Arc::new(error))))
 }
+
+/// For a statement run on the pool itself: acquiring is part of it.
+pub(crate) fn execute_error(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => acquire_error(error),
+        other => query_error(other),
+    }
+}

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::bulk::insert_all;
 use crate::entity::{current_score, opportunity, score_history};
 use crate::time::{from_micros, to_micros};
-use crate::{Page, Result, Store, StoreError, page};
+use crate::{Backend, Page, Result, Store, StoreError, page, score_writes};
 
 /// The current score is replaced by each new one (both backends accept
 /// `excluded`).
@@ -72,6 +72,12 @@ impl Store {
     /// current scores, in one transaction.
     pub async fn write_scores(&self, scores: &[LeadScoreRecord]) -> Result<()> {
         if scores.is_empty() {
+            return Ok(());
+        }
+        if self.backend() == Backend::Postgres {
+            let events = crate::events::new::scores_changed(scores);
+            score_writes::write(self, scores, &events).await?;
+            self.events_committed().await;
             return Ok(());
         }
         let _writer = self.write_lock().await;
@@ -150,7 +156,7 @@ impl Store {
     }
 }
 
-fn encode_parts(score: &LeadScoreRecord) -> Result<(String, String)> {
+pub(crate) fn encode_parts(score: &LeadScoreRecord) -> Result<(String, String)> {
     let reasons =
         serde_json::to_string(&score.reason_codes).map_err(|error| StoreError::Internal(error.to_string()))?;
     let factors = Factors { down: score.factors_down.clone(), up: score.factors_up.clone() };

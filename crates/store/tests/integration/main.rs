@@ -9,4 +9,5 @@ mod import;
 mod migrations;
 mod properties;
 mod replay;
+mod scores;
 mod support;
