@@ -67,6 +67,11 @@ enum Which {
     },
 }
 
+// The scorer's allocator, so that score-child and train-once-child measure
+// what `funnel-scorer` runs; the load generator's CPU share shrinks too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
