@@ -232,56 +232,37 @@ impl Store {
     }
 
     async fn try_change_stage(&self, id: OpportunityId, command: &StageCommand) -> Result<Opportunity> {
-        if self.backend() == Backend::Postgres {
-            // Reads outside the transaction; one conditional statement writes.
-            let planned = self.plan_change(&self.db, id, command).await?;
-            let event = events::new::stage_changed(&planned.opportunity, &planned.row);
-            let write = StageWrite {
-                opportunity: &planned.opportunity,
-                previous_version: planned.previous_version,
-                furthest_stage: planned.furthest_stage,
-                row: &planned.row,
-                previous_at: planned.previous_at,
-                event,
-                now: planned.now,
-            };
-            // In a transaction although one statement: a request dropped
-            // while the statement waits (a client's deadline) must roll it
-            // back, not leave it to commit on its own later.
-            let txn = self.begin_write().await?;
-            match stage_write::write(&txn, id, write).await {
-                Ok(true) => {}
-                // The version moved on, or another writer appended the same sequence number first.
-                Ok(false) | Err(StoreError::AlreadyExists(_)) => return Err(lost_race(id)),
-                Err(other) => return Err(other),
-            }
-            txn.commit().await?;
-            self.events_committed().await;
-            return Ok(planned.opportunity);
-        }
+        // Reads outside the transaction (on SQLite, outside the single
+        // writer's lock too); one conditional call writes.
+        let planned = self.plan_change(&self.db, id, command).await?;
+        let event = events::new::stage_changed(&planned.opportunity, &planned.row);
+        let write = StageWrite {
+            opportunity: &planned.opportunity,
+            previous_version: planned.previous_version,
+            furthest_stage: planned.furthest_stage,
+            row: &planned.row,
+            previous_at: planned.previous_at,
+            event,
+            now: planned.now,
+        };
+        // In a transaction although one call: a request dropped while the
+        // statement waits (a client's deadline) must roll it back, not leave
+        // it to commit on its own later.
         let _writer = self.write_lock().await;
         let txn = self.begin_write().await?;
-        let PlannedChange { opportunity, previous_version, furthest_stage, row, previous_at, now } =
-            self.plan_change(&txn, id, command).await?;
-        let mut update = to_row(&opportunity, None);
-        update.furthest_stage = Set(Some(furthest_stage));
-        let outcome = opportunity::Entity::update_many()
-            .set(update)
-            .filter(opportunity::Column::Id.eq(id.uuid()))
-            .filter(opportunity::Column::Version.eq(previous_version))
-            .exec(&txn)
-            .await?;
-        if outcome.rows_affected != 1 {
-            return Err(lost_race(id));
+        match stage_write::write(&txn, id, write).await {
+            Ok(true) => {}
+            // The version moved on, or another writer appended the same sequence number first.
+            Ok(false) | Err(StoreError::AlreadyExists(_)) => return Err(lost_race(id)),
+            Err(other) => return Err(other),
         }
-        let event = events::new::stage_changed(&opportunity, &row);
-        insert_transitions(&txn, id, &[row], Some(previous_at), now).await.map_err(|error| match error {
-            // Another writer appended the same sequence number first.
-            StoreError::AlreadyExists(_) => lost_race(id),
-            other => other,
-        })?;
-        self.commit_with_events(txn, vec![event]).await?;
-        Ok(opportunity)
+        txn.commit().await?;
+        if self.backend() == Backend::Postgres {
+            self.events_committed().await;
+        } else {
+            self.event_signal.send_modify(|commits| *commits = commits.wrapping_add(1));
+        }
+        Ok(planned.opportunity)
     }
 
     /// Reads an opportunity and decides a stage change: the opportunity as

@@ -42,6 +42,7 @@ async fn of_concurrent_changes_with_the_same_version_exactly_one_wins() {
         println!("backend: {database}");
         let store = database.store().await;
         let created = store.create_opportunity(new_opportunity("race", None)).await.expect("create");
+        let events_before = store.last_event_sequence().await.expect("sequence");
         let mut racers = Vec::new();
         for index in 0..8 {
             let store = store.clone();
@@ -59,6 +60,8 @@ async fn of_concurrent_changes_with_the_same_version_exactly_one_wins() {
         }
         assert_eq!(wins, 1);
         assert_eq!(full_history(&store, created.id).await.len(), 2, "one new history row");
+        // Losers leave no event behind either, and take no sequence number.
+        assert_eq!(store.last_event_sequence().await.expect("sequence"), events_before + 1, "one new event");
     }
 }
 
