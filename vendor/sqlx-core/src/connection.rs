@@ -165,6 +165,14 @@ pub trait Connection: Send {
     #[doc(hidden)]
     fn should_flush(&self) -> bool;
 
+    /// funnel patch: true when the connection has nothing in flight (no
+    /// response left unread, nothing left unsent), so the pool can take it
+    /// back without a ping. False, "not known", unless a driver says so.
+    #[doc(hidden)]
+    fn is_settled(&self) -> bool {
+        false
+    }
+
     /// Establish a new database connection.
     ///
     /// A value of [`Options`][Self::Options] is parsed from the provided connection string. This parsing

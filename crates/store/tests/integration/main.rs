@@ -7,6 +7,7 @@ mod feed;
 mod histories;
 mod import;
 mod migrations;
+mod pool;
 mod properties;
 mod replay;
 mod scores;

@@ -311,6 +311,14 @@ impl<DB: Database> Floating<DB, Live<DB>> {
         // returned to the pool; also of course, if it was dropped due to an error
         // this is simply a band-aid as SQLx-next connections should be able
         // to recover from cancellations
+        //
+        // funnel patch: only when the connection may hold unfinished work. A
+        // settled one goes straight back: the ping was a second round trip
+        // for every statement run on the pool.
+        if self.raw.is_settled() {
+            self.release();
+            return true;
+        }
         if let Err(error) = self.raw.ping().await {
             tracing::warn!(
                 %error,

@@ -1,0 +1,57 @@
+//! A pooled connection given back halfway, by a caller that gave up on a
+//! query or dropped a transaction, comes back clean: on a pool of one
+//! connection the next statement gets its own answer and sees nothing of the
+//! dropped transaction. (On PostgreSQL the pool skips its ping for a
+//! connection that comes back with nothing in flight; these are the cases
+//! that must still take it.)
+
+use std::time::Duration;
+
+use funnel_domain::Command;
+use funnel_store::{Backend, Store, StoreOptions};
+use funnel_testkit::backends;
+use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+use crate::support::{command, new_opportunity, stage};
+
+async fn one_number(store: &Store, sql: &str) -> i64 {
+    let connection = store.connection();
+    let statement = Statement::from_string(connection.get_database_backend(), sql);
+    let row = connection.query_one_raw(statement).await.expect("query").expect("one row");
+    row.try_get("", "x").expect("a number")
+}
+
+#[tokio::test]
+async fn a_connection_given_back_halfway_comes_back_clean() {
+    for database in backends().await {
+        println!("backend: {database}");
+        database.store().await;
+        let options = StoreOptions { max_connections: 1, ..StoreOptions::default() };
+        let store = Store::connect(database.url(), &options).await.expect("connect");
+        let created = store.create_opportunity(new_opportunity("kept", None)).await.expect("create");
+
+        // A query the caller stops waiting for while the database still runs it.
+        let slow = match store.backend() {
+            Backend::Postgres => "SELECT 1::int8 AS x FROM pg_sleep(0.3)",
+            Backend::Sqlite => {
+                "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 3000000) \
+                 SELECT 1 AS x FROM c WHERE n = 3000000"
+            }
+        };
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), one_number(&store, slow)).await;
+        assert!(gave_up.is_err(), "the slow query outlasts the caller's patience");
+        assert_eq!(one_number(&store, "SELECT CAST(2 AS BIGINT) AS x").await, 2, "the next statement gets its own answer");
+
+        // A transaction dropped with a write in it.
+        let txn = store.connection().begin().await.expect("begin");
+        txn.execute_unprepared("UPDATE opportunities SET title = 'dropped'").await.expect("write in the transaction");
+        drop(txn);
+        assert_eq!(store.get_opportunity(created.id).await.expect("get").title, "kept", "rolled back");
+
+        // And the connection still writes.
+        let events_before = store.last_event_sequence().await.expect("sequence");
+        let moved = command(Command::Move { to: stage("qualified") }, None, None);
+        store.change_stage(created.id, moved).await.expect("a move after both");
+        assert_eq!(store.last_event_sequence().await.expect("sequence"), events_before + 1);
+    }
+}
