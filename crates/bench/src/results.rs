@@ -115,7 +115,9 @@ impl Results {
             "\n| id | funnel | anchor | unit | funnel median | anchor median | median ratio | goal | met | funnel raw | anchor raw | notes |"
         );
         let _ = writeln!(text, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-        for comparison in &self.comparisons {
+        let mut comparisons: Vec<&Comparison> = self.comparisons.iter().collect();
+        comparisons.sort_by(|a, b| a.id.cmp(&b.id));
+        for comparison in comparisons {
             let ratio = comparison.median_ratio();
             let _ = writeln!(
                 text,

@@ -48,6 +48,13 @@ pub fn ensure_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Drops `name` (closing its other sessions) and creates it empty.
+pub fn recreate_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    psql(admin_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+    psql(admin_url, &format!("CREATE DATABASE {name}"))?;
+    Ok(())
+}
+
 /// The first line a command prints, or what went wrong.
 pub fn version_of(program: &str, args: &[&str]) -> String {
     match Command::new(program).args(args).output() {
