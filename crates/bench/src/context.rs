@@ -123,11 +123,10 @@ impl Loaded {
 /// Whether moves were made since the data was loaded (or it was loaded
 /// before the load was recorded).
 fn moved_since_loaded(url: &str) -> anyhow::Result<bool> {
-    let same = psql(
-        url,
-        "SELECT to_regclass('bench_loaded') IS NOT NULL \
-           AND (SELECT transitions FROM bench_loaded) = (SELECT COUNT(*) FROM transitions)",
-    )?;
+    if psql(url, "SELECT to_regclass('bench_loaded') IS NULL")? == "t" {
+        return Ok(true);
+    }
+    let same = psql(url, "SELECT (SELECT transitions FROM bench_loaded) = (SELECT COUNT(*) FROM transitions)")?;
     Ok(same != "t")
 }
 
