@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use funnel_domain::{Command, OpportunityId};
 use funnel_store::{EventFilter, EventKind, EventRecord, Store, StoreOptions};
 use funnel_testkit::{TestDatabase, backends};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 
 use crate::support::{command, new_opportunity, stage};
 
@@ -181,4 +181,55 @@ async fn on_postgres_rounds_vacuum_the_pending_table_as_they_go() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(vacuumed > 0, "pending_events was not vacuumed within 10 s");
+}
+
+/// A VACUUM that cannot finish (here a lock holds it back; under load, its
+/// wait to truncate did) must not be joined by another every 2,000 events,
+/// each holding a pooled connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_rounds_never_queue_a_second_vacuum_behind_a_running_one() {
+    let Some(database) = TestDatabase::postgres().await else {
+        eprintln!("skipped: FUNNEL_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let store = database.store().await;
+    let blocker = store.connection().begin().await.expect("begin");
+    // Conflicts with VACUUM, not with the inserts and deletes of rounds.
+    blocker
+        .execute_unprepared("LOCK TABLE pending_events IN SHARE UPDATE EXCLUSIVE MODE")
+        .await
+        .expect("hold VACUUM back");
+    let vacuums = Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT COUNT(*) AS vacuums FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'VACUUM%pending_events'",
+    );
+    let count_vacuums = || async {
+        let row = store.connection().query_one_raw(vacuums.clone()).await.expect("activity").expect("one row");
+        row.try_get::<i64>("", "vacuums").expect("a count")
+    };
+    let many = "INSERT INTO pending_events (event_type, pipeline, opportunity_id, payload, occurred_at, recorded_at) \
+                SELECT 'pipeline_updated', 'sales', NULL, '{}', n, n FROM generate_series(1, 2500) AS n";
+    for round in 0..4 {
+        store.connection().execute_unprepared(many).await.expect("leave 2,500 pending events");
+        store.number_pending_events().await.expect("a round");
+        if round == 0 {
+            for _ in 0..50 {
+                if count_vacuums().await == 1 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(count_vacuums().await, 1, "one VACUUM waits; the later rounds started none");
+    blocker.rollback().await.expect("let it run");
+    for _ in 0..100 {
+        if count_vacuums().await == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the VACUUM did not finish once the lock was gone");
 }

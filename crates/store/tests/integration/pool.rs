@@ -40,7 +40,11 @@ async fn a_connection_given_back_halfway_comes_back_clean() {
         };
         let gave_up = tokio::time::timeout(Duration::from_millis(20), one_number(&store, slow)).await;
         assert!(gave_up.is_err(), "the slow query outlasts the caller's patience");
-        assert_eq!(one_number(&store, "SELECT CAST(2 AS BIGINT) AS x").await, 2, "the next statement gets its own answer");
+        assert_eq!(
+            one_number(&store, "SELECT CAST(2 AS BIGINT) AS x").await,
+            2,
+            "the next statement gets its own answer"
+        );
 
         // A transaction dropped with a write in it.
         let txn = store.connection().begin().await.expect("begin");
