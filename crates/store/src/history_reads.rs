@@ -6,11 +6,10 @@
 //! batch's first and last id so that the `(opportunity_id, ...)` index hands
 //! the rows over in order, reading only the batch's stretch of it.
 
-use sea_orm::sqlx::{self, ColumnIndex, Decode, Row, Type};
 use uuid::Uuid;
 
 use crate::entity::transition;
-use crate::raw::{self, Bind, Positional, placeholder};
+use crate::raw::{self, Bind, Positional, placeholder, positional_decode};
 use crate::{Backend, Result, Store};
 
 /// SQLite's bind limit is 32,766; a chunk stays well under it.
@@ -64,14 +63,7 @@ async fn of_ids<M: Positional>(store: &Store, select: &str, order: &str, ids: &[
 impl Positional for transition::Model {
     const WHAT: &'static str = "a transition row";
 
-    fn decode<'row, R>(row: &'row R) -> Result<Self, sqlx::Error>
-    where
-        R: Row,
-        usize: ColumnIndex<R>,
-        Uuid: Decode<'row, R::Database> + Type<R::Database>,
-        String: Decode<'row, R::Database> + Type<R::Database>,
-        i64: Decode<'row, R::Database> + Type<R::Database>,
-    {
+    positional_decode!(|row| {
         Ok(transition::Model {
             id: row.try_get(0)?,
             opportunity_id: row.try_get(1)?,
@@ -88,22 +80,15 @@ impl Positional for transition::Model {
             note: row.try_get(12)?,
             previous_at: row.try_get(13)?,
         })
-    }
+    });
 }
 
 impl Positional for ActivityRow {
     const WHAT: &'static str = "an activity row";
 
-    fn decode<'row, R>(row: &'row R) -> Result<Self, sqlx::Error>
-    where
-        R: Row,
-        usize: ColumnIndex<R>,
-        Uuid: Decode<'row, R::Database> + Type<R::Database>,
-        String: Decode<'row, R::Database> + Type<R::Database>,
-        i64: Decode<'row, R::Database> + Type<R::Database>,
-    {
+    positional_decode!(|row| {
         Ok(ActivityRow { opportunity_id: row.try_get(0)?, occurred_at: row.try_get(1)?, kind: row.try_get(2)? })
-    }
+    });
 }
 
 #[cfg(test)]

@@ -5,12 +5,11 @@
 //! of the query itself (issue 7, B3). Same SQL shape, same rows, decoded by
 //! position into the entity's `Model`.
 
-use sea_orm::sqlx::{self, ColumnIndex, Decode, Row, Type};
 use uuid::Uuid;
 
 use crate::entity::opportunity;
 use crate::model::OpportunityFilter;
-use crate::raw::{self, Bind, Positional, placeholder};
+use crate::raw::{self, Bind, Positional, placeholder, positional_decode};
 use crate::{Backend, Result, Store};
 
 /// The entity's columns in field order (`the_columns_are_the_entitys`).
@@ -79,14 +78,7 @@ pub(crate) async fn page(
 impl Positional for opportunity::Model {
     const WHAT: &'static str = "an opportunity row";
 
-    fn decode<'row, R>(row: &'row R) -> Result<Self, sqlx::Error>
-    where
-        R: Row,
-        usize: ColumnIndex<R>,
-        Uuid: Decode<'row, R::Database> + Type<R::Database>,
-        String: Decode<'row, R::Database> + Type<R::Database>,
-        i64: Decode<'row, R::Database> + Type<R::Database>,
-    {
+    positional_decode!(|row| {
         Ok(opportunity::Model {
             id: row.try_get(0)?,
             pipeline: row.try_get(1)?,
@@ -112,7 +104,7 @@ impl Positional for opportunity::Model {
             request_id: row.try_get(21)?,
             furthest_stage: row.try_get(22)?,
         })
-    }
+    });
 }
 
 #[cfg(test)]

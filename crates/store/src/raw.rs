@@ -33,6 +33,24 @@ pub(crate) trait Positional: Sized {
         i64: Decode<'row, R::Database> + Type<R::Database>;
 }
 
+/// `Positional::decode` with its bounds, for an impl to give the body:
+/// `positional_decode!(|row| Ok(Model { id: row.try_get(0)?, ... }));`
+macro_rules! positional_decode {
+    (|$row:ident| $body:expr) => {
+        fn decode<'row, R>($row: &'row R) -> Result<Self, ::sea_orm::sqlx::Error>
+        where
+            R: ::sea_orm::sqlx::Row,
+            usize: ::sea_orm::sqlx::ColumnIndex<R>,
+            ::uuid::Uuid: ::sea_orm::sqlx::Decode<'row, R::Database> + ::sea_orm::sqlx::Type<R::Database>,
+            String: ::sea_orm::sqlx::Decode<'row, R::Database> + ::sea_orm::sqlx::Type<R::Database>,
+            i64: ::sea_orm::sqlx::Decode<'row, R::Database> + ::sea_orm::sqlx::Type<R::Database>,
+        {
+            $body
+        }
+    };
+}
+pub(crate) use positional_decode;
+
 /// The `$n` or `?` placeholder of the `position`th bind.
 pub(crate) fn placeholder(backend: Backend, position: usize) -> String {
     match backend {
