@@ -9,8 +9,9 @@
 //! numbered from `event_counter`) go as one multi-statement call, each after
 //! the first conditioned on `changes()`. sqlx runs every SQLite statement on
 //! the connection's own thread, so each call is a hand-over between threads,
-//! and the single writer holds the write lock through all of them: four
-//! calls (BEGIN, read, write, COMMIT) where seven were (issue 7, B2).
+//! and the single writer holds the write lock through its calls: three
+//! (BEGIN IMMEDIATE, the write, COMMIT, the read coming before the lock)
+//! where seven were (issue 7, B2).
 
 use chrono::{DateTime, Utc};
 use funnel_domain::{OpportunityId, StageKey, Transition};
