@@ -209,12 +209,16 @@ pub async fn score_child(database_url: &str) -> anyhow::Result<()> {
 pub async fn train_child(database_url: &str) -> anyhow::Result<()> {
     let store = Store::connect(database_url, &StoreOptions::default()).await?;
     let stages = stages(&store).await?;
-    loop {
+    // B8 kills it; if funnel-bench itself is killed first, the orphan
+    // notices its new parent and stops instead of loading the next round.
+    let parent = std::os::unix::process::parent_id();
+    while std::os::unix::process::parent_id() == parent {
         let histories = load_histories(&store, &sales()?, None, HISTORY_BATCH, &|_| {}).await?;
         let stages = stages.clone();
         tokio::task::spawn_blocking(move || train_model(&histories, &stages, &TrainParams::default(), Utc::now()))
             .await??;
     }
+    Ok(())
 }
 
 pub async fn b6(bench: &mut Bench) -> anyhow::Result<()> {
