@@ -189,20 +189,25 @@ impl Store {
     /// this process's watchers are woken right after the commit.
     pub(crate) async fn commit_with_events(&self, txn: DatabaseTransaction, events: Vec<NewEvent>) -> Result<()> {
         let any = !events.is_empty();
-        if self.backend() == Backend::Sqlite {
-            append_events(&txn, events).await?;
-            txn.commit().await?;
-            if any {
-                self.event_signal.send_modify(|commits| *commits = commits.wrapping_add(1));
-            }
-            return Ok(());
+        match self.backend() {
+            Backend::Sqlite => append_events(&txn, events).await?,
+            Backend::Postgres => crate::sequencer::append_pending(&txn, events).await?,
         }
-        crate::sequencer::append_pending(&txn, events).await?;
         txn.commit().await?;
         if any {
-            self.events_committed().await;
+            self.events_landed().await;
         }
         Ok(())
+    }
+
+    /// After a commit that wrote events: on SQLite they are numbered
+    /// already and this process's watchers are woken; on PostgreSQL they
+    /// are numbered first (which wakes them).
+    pub(crate) async fn events_landed(&self) {
+        match self.backend() {
+            Backend::Sqlite => self.event_signal.send_modify(|commits| *commits = commits.wrapping_add(1)),
+            Backend::Postgres => self.events_committed().await,
+        }
     }
 
     /// After a commit that left events pending (PostgreSQL): returns once

@@ -16,7 +16,7 @@ use crate::model::{HistoryRow, NewOpportunity, Opportunity, OpportunityFilter, O
 use crate::pipelines::{PipelineStamp, corrupt, load as load_pipeline};
 use crate::stage_write::{self, StageWrite};
 use crate::time::{self, from_micros, to_micros};
-use crate::{Backend, Result, Store, StoreError, opportunity_reads, page};
+use crate::{Result, Store, StoreError, opportunity_reads, page};
 
 /// Attempts at a stage change the caller did not condition on an etag, when
 /// a concurrent writer keeps winning the race.
@@ -257,11 +257,7 @@ impl Store {
             Err(other) => return Err(other),
         }
         txn.commit().await?;
-        if self.backend() == Backend::Postgres {
-            self.events_committed().await;
-        } else {
-            self.event_signal.send_modify(|commits| *commits = commits.wrapping_add(1));
-        }
+        self.events_landed().await;
         Ok(planned.opportunity)
     }
 

@@ -11,10 +11,11 @@ use sea_orm::sqlx;
 
 use crate::events::NewEvent;
 use crate::raw::execute_error;
-use crate::scores::encode_parts;
+use crate::scores::{CURRENT_SCORE_UPSERT, encode_parts};
 use crate::time::to_micros;
 use crate::{LeadScoreRecord, Result, Store};
 
+/// Followed by [`CURRENT_SCORE_UPSERT`], the upsert the SQLite path uses too.
 const WRITE_SCORES: &str = "WITH batch AS ( \
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], \
          $7::float8[], $8::float8[], $9::bool[], $10::text[], $11::text[], $12::float8[], $13::int8[]) \
@@ -29,12 +30,7 @@ const WRITE_SCORES: &str = "WITH batch AS ( \
        SELECT * FROM unnest($14::text[], $15::text[], $16::uuid[], $17::text[], $18::int8[], $19::int8[])) \
      INSERT INTO current_scores (opportunity_id, pipeline, stage, owner, title, model_version, p_advance, \
        p_win, leak_flag, reason_codes, factors, days_in_stage, scored_at) \
-     SELECT * FROM batch \
-     ON CONFLICT (opportunity_id) DO UPDATE SET pipeline = excluded.pipeline, stage = excluded.stage, \
-       owner = excluded.owner, title = excluded.title, model_version = excluded.model_version, \
-       p_advance = excluded.p_advance, p_win = excluded.p_win, leak_flag = excluded.leak_flag, \
-       reason_codes = excluded.reason_codes, factors = excluded.factors, days_in_stage = excluded.days_in_stage, \
-       scored_at = excluded.scored_at";
+     SELECT * FROM batch";
 
 /// Writes `scores` and leaves `events` pending, all or nothing.
 pub(crate) async fn write(store: &Store, scores: &[LeadScoreRecord], events: &[NewEvent]) -> Result<()> {
@@ -70,7 +66,8 @@ pub(crate) async fn write(store: &Store, scores: &[LeadScoreRecord], events: &[N
     let payloads: Vec<String> = events.iter().map(|event| event.payload.to_string()).collect();
     let occurred: Vec<i64> = events.iter().map(|event| to_micros(event.occurred_at)).collect();
     let recorded: Vec<i64> = vec![recorded_at; events.len()];
-    sqlx::query(WRITE_SCORES)
+    let statement = format!("{WRITE_SCORES} {CURRENT_SCORE_UPSERT}");
+    sqlx::query(sqlx::AssertSqlSafe(statement))
         .bind(ids)
         .bind(pipelines)
         .bind(stages)

@@ -16,7 +16,7 @@ use crate::{Backend, Page, Result, Store, StoreError, page, score_writes};
 
 /// The current score is replaced by each new one (both backends accept
 /// `excluded`).
-const CURRENT_SCORE_UPSERT: &str = "ON CONFLICT (opportunity_id) DO UPDATE SET pipeline = excluded.pipeline, \
+pub(crate) const CURRENT_SCORE_UPSERT: &str = "ON CONFLICT (opportunity_id) DO UPDATE SET pipeline = excluded.pipeline, \
     stage = excluded.stage, owner = excluded.owner, title = excluded.title, model_version = excluded.model_version, \
     p_advance = excluded.p_advance, p_win = excluded.p_win, leak_flag = excluded.leak_flag, \
     reason_codes = excluded.reason_codes, factors = excluded.factors, days_in_stage = excluded.days_in_stage, \
@@ -77,7 +77,7 @@ impl Store {
         if self.backend() == Backend::Postgres {
             let events = crate::events::new::scores_changed(scores);
             score_writes::write(self, scores, &events).await?;
-            self.events_committed().await;
+            self.events_landed().await;
             return Ok(());
         }
         let _writer = self.write_lock().await;
