@@ -33,6 +33,19 @@ pub const MOVES_BEFORE: &str = "moves_before";
 /// Numeric feature: backward stage changes before the current visit.
 pub const BACKWARD_MOVES_BEFORE: &str = "backward_moves_before";
 
+/// Look-backs of the activity counts, in days.
+const SHORT_WINDOW_DAYS: f64 = 7.0;
+const LONG_WINDOW_DAYS: f64 = 30.0;
+
+/// The activities that [`current_row`] at `now` depends on are the ones at or
+/// after this moment, plus the latest one before it (for
+/// [`DAYS_SINCE_ACTIVITY`]). Rescoring reads only those instead of a long
+/// history's every call and email. A day early, so that no rounding on the
+/// way can leave out one that counts.
+pub fn activities_needed_since(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.checked_sub_signed(Duration::days(LONG_WINDOW_DAYS as i64 + 1)).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// One opportunity's features at one moment, before encoding.
 ///
 /// A training run holds one per example (millions), so what a visit's or an
@@ -199,10 +212,10 @@ fn numeric_at(history: &OpportunityHistory, visit: &Visit, at: DateTime<Utc>) ->
             continue;
         }
         let age = days_between(activity.occurred_at, at);
-        if age <= 7.0 {
+        if age <= SHORT_WINDOW_DAYS {
             activities_7d += 1;
         }
-        if age <= 30.0 {
+        if age <= LONG_WINDOW_DAYS {
             activities_30d += 1;
         }
         if last_activity.is_none_or(|last| activity.occurred_at > last) {

@@ -26,7 +26,8 @@ pub use baseline::{BaselineTally, PRIOR_ADVANCE_RATE, RotPoint, RotSource, Stage
 pub use error::{Error, Result};
 pub use examples::{
     ACTIVITIES_7D, ACTIVITIES_30D, AGE_DAYS, BACKWARD_MOVES_BEFORE, CurrentRow, DAYS_IN_STAGE, DAYS_SINCE_ACTIVITY,
-    Example, FeatureRow, LOG_AMOUNT, MOVES_BEFORE, OWNER, SOURCE, STAGE, SnapshotPlan, build_examples, current_row,
+    Example, FeatureRow, LOG_AMOUNT, MOVES_BEFORE, OWNER, SOURCE, STAGE, SnapshotPlan, activities_needed_since,
+    build_examples, current_row,
 };
 pub use features::{CategoricalFeature, EncodingParams, FeatureSpec, NumericFeature};
 pub use fit::{LogisticFit, fit_logistic, sigmoid};

@@ -2,7 +2,7 @@
 
 use funnel_scoring::{
     ACTIVITIES_7D, ACTIVITIES_30D, BACKWARD_MOVES_BEFORE, DAYS_IN_STAGE, DAYS_SINCE_ACTIVITY, Error, Example,
-    MOVES_BEFORE, SnapshotPlan, Status, build_examples, current_row,
+    MOVES_BEFORE, SnapshotPlan, Status, activities_needed_since, build_examples, current_row,
 };
 
 use crate::support::{activity, day, move_to, opportunity, stages};
@@ -89,4 +89,50 @@ fn closed_or_empty_opportunities_cannot_be_scored() {
     let empty = current_row(&history, &stages(), day(2.0));
     assert!(matches!(empty, Err(Error::EmptyHistory { .. })));
     assert!(matches!(build_examples(&[], &[], PLAN, day(0.0)), Err(Error::NoStages)));
+}
+
+#[test]
+fn an_open_row_needs_only_the_activities_since_the_window_and_the_latest_before() {
+    let now = day(400.0);
+    let since = activities_needed_since(now);
+    assert!(since < day(370.0), "the window reaches at least 30 days back");
+    // Activities right on each window's edge, a second either side of it,
+    // long before, and after now.
+    let edges = [-7.0, -30.0];
+    let mut offsets = vec![1.0, 200.0, 350.0, 399.5, 400.5, 410.0];
+    for edge in edges {
+        for seconds in [-1.0, 0.0, 1.0] {
+            offsets.push(400.0 + edge + seconds / 86_400.0);
+        }
+    }
+    for skip in 0..offsets.len() {
+        let mut full = opportunity("o1", "web", "lead", 0.0);
+        move_to(&mut full, 100.0, "qualified", Status::Open);
+        for (index, at) in offsets.iter().enumerate() {
+            if index != skip {
+                activity(&mut full, *at);
+            }
+        }
+        full.activities.sort_by_key(|record| record.occurred_at);
+        // What rescoring reads: from `since` on, and the latest before it.
+        let mut trimmed = full.clone();
+        let latest_before = trimmed.activities.iter().rposition(|record| record.occurred_at < since);
+        let keep_from = latest_before.unwrap_or(0);
+        trimmed.activities.drain(..keep_from);
+        assert!(trimmed.activities.len() < full.activities.len());
+
+        let want = current_row(&full, &stages(), now).expect("open");
+        let got = current_row(&trimmed, &stages(), now).expect("open");
+        assert_eq!(got.row, want.row, "without the activity at offset {}", offsets[skip]);
+    }
+
+    // With none in the window, the latest before it still gives the days since.
+    let mut quiet = opportunity("o2", "web", "lead", 0.0);
+    activity(&mut quiet, 10.0);
+    activity(&mut quiet, 200.0);
+    let mut trimmed = quiet.clone();
+    trimmed.activities.remove(0);
+    let want = current_row(&quiet, &stages(), now).expect("open");
+    assert_eq!(want.row.numeric[DAYS_SINCE_ACTIVITY], Some(200.0));
+    assert_eq!(current_row(&trimmed, &stages(), now).expect("open").row, want.row);
 }
