@@ -14,6 +14,17 @@ use crate::opportunities::{from_row, history_from_row};
 use crate::time::{from_micros, to_micros};
 use crate::{Opportunity, OpportunityFilter, Result, Store, StoreError, history_reads, opportunity_reads};
 
+/// Which activities a history batch carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivitySpan {
+    /// Every one: what training learns from.
+    All,
+    /// Those at or after the moment, plus each opportunity's latest one
+    /// before it: all that scoring at one moment looks at, a small part of
+    /// a long history.
+    Since(DateTime<Utc>),
+}
+
 /// An opportunity with everything the scorer learns from.
 #[derive(Debug, Clone)]
 pub struct OpportunityHistory {
@@ -26,24 +37,34 @@ pub struct OpportunityHistory {
 
 impl Store {
     /// Up to `limit` opportunities of a pipeline with ids after `after`, in id
-    /// order, with their histories; only those with `status` when given.
+    /// order, with their transitions and the activities of `span`; only those
+    /// with `status` when given.
     pub async fn history_batch(
         &self,
         pipeline: &PipelineName,
         status: Option<Status>,
         after: Option<OpportunityId>,
         limit: u64,
+        span: ActivitySpan,
     ) -> Result<Vec<OpportunityHistory>> {
         let filter = OpportunityFilter { pipeline: Some(pipeline.clone()), status, ..OpportunityFilter::default() };
         let rows = opportunity_reads::page(self, &filter, after.map(|id| id.uuid()), limit).await?;
         let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+        // Two connections at once, so the database works on both.
+        let activity_rows = async {
+            match span {
+                ActivitySpan::All => history_reads::activities(self, &ids).await,
+                ActivitySpan::Since(since) => history_reads::activities_since(self, &ids, to_micros(since)).await,
+            }
+        };
+        let (transition_rows, activity_rows) = tokio::try_join!(history_reads::transitions(self, &ids), activity_rows)?;
         let mut transitions: HashMap<Uuid, Vec<Transition>> = HashMap::new();
-        for row in history_reads::transitions(self, &ids).await? {
+        for row in transition_rows {
             let history = history_from_row(row)?;
             transitions.entry(history.opportunity_id.uuid()).or_default().push(history.transition);
         }
         let mut activities: HashMap<Uuid, Vec<(DateTime<Utc>, ActivityKind)>> = HashMap::new();
-        for row in history_reads::activities(self, &ids).await? {
+        for row in activity_rows {
             let kind = ActivityKind::parse(&row.kind)
                 .ok_or_else(|| StoreError::Internal(format!("unknown activity kind {:?}", row.kind)))?;
             activities.entry(row.opportunity_id).or_default().push((from_micros(row.occurred_at), kind));

@@ -37,6 +37,49 @@ pub(crate) async fn activities(store: &Store, ids: &[Uuid]) -> Result<Vec<Activi
     of_ids(store, select, "opportunity_id, occurred_at, id", ids).await
 }
 
+/// The activities of `ids` at or after `since` (microseconds), plus each
+/// one's latest before it, by opportunity id then time. The latest before
+/// comes from one index probe per opportunity instead of reading them all.
+pub(crate) async fn activities_since(store: &Store, ids: &[Uuid], since: i64) -> Result<Vec<ActivityRow>> {
+    let (Some(first), Some(last)) = (ids.iter().min(), ids.iter().max()) else { return Ok(Vec::new()) };
+    match store.backend() {
+        Backend::Postgres => {
+            let sql = "SELECT opportunity_id, occurred_at, kind, id FROM activities \
+                       WHERE opportunity_id = ANY($1) AND opportunity_id BETWEEN $2 AND $3 AND occurred_at >= $4 \
+                       UNION ALL \
+                       SELECT ids.id, latest.occurred_at, latest.kind, latest.id FROM unnest($1::uuid[]) AS ids(id) \
+                       CROSS JOIN LATERAL (SELECT occurred_at, kind, id FROM activities \
+                       WHERE opportunity_id = ids.id AND occurred_at < $4 \
+                       ORDER BY occurred_at DESC, id DESC LIMIT 1) AS latest \
+                       ORDER BY 1, 2, 4";
+            let binds = vec![Bind::Uuids(ids.to_vec()), Bind::Uuid(*first), Bind::Uuid(*last), Bind::Int(since)];
+            raw::fetch(store, sql.to_owned(), binds).await
+        }
+        Backend::Sqlite => {
+            let mut rows = Vec::new();
+            // Each chunk's ids are bound twice.
+            for chunk in ids.chunks(SQLITE_CHUNK) {
+                let list = vec!["?"; chunk.len()].join(", ");
+                // SQLite takes a bare column's value from the row that gave MAX().
+                let sql = format!(
+                    "SELECT opportunity_id, occurred_at, kind, id FROM activities \
+                     WHERE opportunity_id IN ({list}) AND occurred_at >= ? \
+                     UNION ALL \
+                     SELECT opportunity_id, MAX(occurred_at), kind, id FROM activities \
+                     WHERE opportunity_id IN ({list}) AND occurred_at < ? GROUP BY opportunity_id \
+                     ORDER BY 1, 2, 4"
+                );
+                let mut binds: Vec<Bind> = chunk.iter().map(|id| Bind::Uuid(*id)).collect();
+                binds.push(Bind::Int(since));
+                binds.extend(chunk.iter().map(|id| Bind::Uuid(*id)));
+                binds.push(Bind::Int(since));
+                rows.extend(raw::fetch::<ActivityRow>(store, sql, binds).await?);
+            }
+            Ok(rows)
+        }
+    }
+}
+
 async fn of_ids<M: Positional>(store: &Store, select: &str, order: &str, ids: &[Uuid]) -> Result<Vec<M>> {
     let (Some(first), Some(last)) = (ids.iter().min(), ids.iter().max()) else { return Ok(Vec::new()) };
     match store.backend() {

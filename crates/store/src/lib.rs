@@ -34,7 +34,7 @@ pub mod time;
 pub use connect::{Backend, PoolUsage, Store, StoreOptions};
 pub use error::{Result, StoreError};
 pub use events::{EventFilter, EventKind, EventRecord, MAX_IDS_PER_SCORES_EVENT};
-pub use histories::OpportunityHistory;
+pub use histories::{ActivitySpan, OpportunityHistory};
 pub use import::{ImportActivity, ImportHistory, ImportOutcome, ImportRecord, ImportRejection, check_attributes};
 pub use jobs::{JobState, RetrainJob};
 pub use model::{

@@ -3,7 +3,7 @@
 //! flags likely leaks. Reads and writes only through `funnel-store`.
 
 pub mod config;
-mod convert;
+pub mod convert;
 mod error;
 pub mod gate;
 pub mod metrics;

@@ -2,7 +2,7 @@
 //! on the id), for the runs that go over all of them.
 
 use funnel_domain::{OpportunityId, PipelineName, Status};
-use funnel_store::{OpportunityHistory, Store};
+use funnel_store::{ActivitySpan, OpportunityHistory, Store};
 
 use crate::error::Result;
 
@@ -25,7 +25,10 @@ impl<'a> HistoryPages<'a> {
         if self.done {
             return Ok(None);
         }
-        let batch = self.store.history_batch(self.pipeline, self.status, self.after, self.batch_size).await?;
+        let batch = self
+            .store
+            .history_batch(self.pipeline, self.status, self.after, self.batch_size, ActivitySpan::All)
+            .await?;
         // A short page is the last: no query for an empty one after it.
         self.done = (batch.len() as u64) < self.batch_size;
         let Some(last) = batch.last() else {

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use funnel_domain::{OpportunityId, PipelineName, Status};
 use funnel_scoring::{
     BaselineTally, OpportunityHistory, Score, SnapshotPlan, StageBaseline, StageInfo, TrainedModel,
-    baseline_only_score, build_examples,
+    activities_needed_since, baseline_only_score, build_examples,
 };
-use funnel_store::{LeadScoreRecord, ScoreFactor, Store};
+use funnel_store::{ActivitySpan, LeadScoreRecord, ScoreFactor, Store};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
@@ -66,14 +66,14 @@ pub async fn score_pipeline(
     // Three batches in flight at most: the next one is read while this one
     // is scored, and the previous one's write runs meanwhile (one write at
     // a time).
-    let mut reading = Some(read_open_batch(store, pipeline, None, batch_size));
+    let mut reading = Some(read_open_batch(store, pipeline, None, batch_size, now));
     let mut writing: Option<JoinHandle<funnel_store::Result<()>>> = None;
     while let Some(read) = reading.take() {
         let batch = read.await.map_err(|error| ScorerError::Task(error.to_string()))??;
         let Some(last) = batch.last() else { break };
         let full_batch = batch.len() as u64 == batch_size;
         if full_batch {
-            reading = Some(read_open_batch(store, pipeline, Some(last.opportunity.id), batch_size));
+            reading = Some(read_open_batch(store, pipeline, Some(last.opportunity.id), batch_size, now));
         }
         let records = score_batch(&scorer, &stages, batch, now).await?;
         for record in &records {
@@ -95,16 +95,19 @@ pub async fn score_pipeline(
     Ok(report)
 }
 
-/// Reads the open opportunities after `after`, in a task of its own so that
-/// it runs while the caller scores the batch before.
+/// Reads the open opportunities after `after`, with only the activities a
+/// score at `now` looks at, in a task of its own so that it runs while the
+/// caller scores the batch before.
 fn read_open_batch(
     store: &Store,
     pipeline: &PipelineName,
     after: Option<OpportunityId>,
     batch_size: u64,
+    now: DateTime<Utc>,
 ) -> JoinHandle<funnel_store::Result<Vec<funnel_store::OpportunityHistory>>> {
     let (store, pipeline) = (store.clone(), pipeline.clone());
-    tokio::spawn(async move { store.history_batch(&pipeline, Some(Status::Open), after, batch_size).await })
+    let span = ActivitySpan::Since(activities_needed_since(now));
+    tokio::spawn(async move { store.history_batch(&pipeline, Some(Status::Open), after, batch_size, span).await })
 }
 
 /// Waits for a batch's write, if one is in flight.

@@ -3,7 +3,7 @@
 
 use chrono::{Duration, SubsecRound, Utc};
 use funnel_domain::{ActivityKind, Command, OpportunityId, Status};
-use funnel_store::{NewActivity, OpportunityHistory, Store};
+use funnel_store::{ActivitySpan, NewActivity, OpportunityHistory, Store};
 use funnel_testkit::backends;
 
 use crate::support::{command, full_history, new_opportunity, sales, stage};
@@ -16,11 +16,11 @@ async fn all_activities(store: &Store, id: OpportunityId) -> Vec<(chrono::DateTi
 }
 
 /// Every batch of `limit` after the one before, until a short one.
-async fn batches(store: &Store, status: Option<Status>, limit: u64) -> Vec<OpportunityHistory> {
+async fn batches(store: &Store, status: Option<Status>, limit: u64, span: ActivitySpan) -> Vec<OpportunityHistory> {
     let mut all: Vec<OpportunityHistory> = Vec::new();
     loop {
         let after = all.last().map(|last| last.opportunity.id);
-        let batch = store.history_batch(&sales(), status, after, limit).await.expect("history batch");
+        let batch = store.history_batch(&sales(), status, after, limit, span).await.expect("history batch");
         let short = (batch.len() as u64) < limit;
         all.extend(batch);
         if short {
@@ -66,7 +66,7 @@ async fn history_batches_hold_each_opportunitys_own_transitions_and_activities_i
             created.push(opportunity.id);
         }
 
-        let everyone = batches(&store, None, 3).await;
+        let everyone = batches(&store, None, 3, ActivitySpan::All).await;
         assert_eq!(everyone.iter().map(|h| h.opportunity.id).collect::<Vec<_>>(), created, "all, in id order");
         for history in &everyone {
             let id = history.opportunity.id;
@@ -76,7 +76,7 @@ async fn history_batches_hold_each_opportunitys_own_transitions_and_activities_i
         }
         assert!(everyone.iter().any(|h| h.activities.len() >= 3) && everyone.iter().any(|h| h.transitions.len() >= 4));
 
-        let open = batches(&store, Some(Status::Open), 2).await;
+        let open = batches(&store, Some(Status::Open), 2, ActivitySpan::All).await;
         let expected: Vec<_> = everyone.iter().filter(|h| h.opportunity.state.status == Status::Open).collect();
         assert_eq!(open.len(), expected.len());
         assert!(open.len() < everyone.len(), "some were leaked");
@@ -84,5 +84,62 @@ async fn history_batches_hold_each_opportunitys_own_transitions_and_activities_i
             assert_eq!(got.opportunity.id, want.opportunity.id);
             assert_eq!((&got.transitions, &got.activities), (&want.transitions, &want.activities));
         }
+    }
+}
+
+#[tokio::test]
+async fn a_batch_since_a_moment_holds_the_activities_from_then_and_the_latest_before() {
+    for database in backends().await {
+        println!("backend: {database}");
+        let store = database.store().await;
+        let start = (Utc::now() - Duration::days(200)).trunc_subsecs(0);
+        let since = start + Duration::days(100);
+        let mut created = Vec::new();
+        // Lead n has activities every 20 days from day n, some logged out of
+        // order; lead 0 has none and lead 1 only one, long before.
+        for n in 0..6i64 {
+            let opportunity =
+                store.create_opportunity(new_opportunity(&format!("lead {n}"), Some(start))).await.expect("create");
+            let days: Vec<i64> = match n {
+                0 => Vec::new(),
+                1 => vec![5],
+                _ => (0..10).map(|k| n + k * 20).rev().collect(),
+            };
+            for day in days {
+                let activity = NewActivity {
+                    opportunity_id: opportunity.id,
+                    kind: ActivityKind::Call,
+                    occurred_at: Some(start + Duration::days(day)),
+                    actor: "tester".to_owned(),
+                    note: String::new(),
+                    request_id: None,
+                };
+                store.log_activity(activity).await.expect("log activity");
+            }
+            created.push(opportunity.id);
+        }
+        // One right on the moment: it counts as from then.
+        let on_the_moment = NewActivity {
+            opportunity_id: created[1],
+            kind: ActivityKind::Email,
+            occurred_at: Some(since),
+            actor: "tester".to_owned(),
+            note: String::new(),
+            request_id: None,
+        };
+        store.log_activity(on_the_moment).await.expect("log activity");
+
+        let recent = batches(&store, None, 4, ActivitySpan::Since(since)).await;
+        assert_eq!(recent.iter().map(|h| h.opportunity.id).collect::<Vec<_>>(), created);
+        for history in &recent {
+            let id = history.opportunity.id;
+            let all = all_activities(&store, id).await;
+            let latest_before = all.iter().rposition(|(at, _)| *at < since).unwrap_or(0);
+            assert_eq!(history.activities, all[latest_before..], "{id}");
+            assert_eq!(history.transitions, full_history(&store, id).await, "{id}: every transition");
+        }
+        assert!(recent[0].activities.is_empty());
+        assert_eq!(recent[1].activities.len(), 2, "the one long before, and the one on the moment");
+        assert!(recent[2..].iter().all(|h| h.activities.len() == 6), "the five from day 100 and the one before");
     }
 }

@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
-use funnel_domain::PipelineName;
+use chrono::{DateTime, Duration, Utc};
+use funnel_domain::{ActivityKind, PipelineName, Status};
 use funnel_proto::v1::{self as pb, scoring_service_client::ScoringServiceClient};
-use funnel_scorer::{TrainOutcome, TrainProgress, TrainSettings, score_pipeline, train_now};
-use funnel_store::Trigger;
+use funnel_scorer::{TrainOutcome, TrainProgress, TrainSettings, convert, score_pipeline, train_now};
+use funnel_scoring::{TrainedModel, activities_needed_since};
+use funnel_store::{ActivitySpan, NewActivity, Store, Trigger};
 use funnel_testkit::{TestDatabase, TestServer};
 
 use crate::history::{import, known_history};
@@ -34,9 +35,11 @@ async fn the_model_learns_the_known_structure_and_flags_the_right_leads() {
         (evaluation.model.roc_auc.expect("model auc"), evaluation.baseline.roc_auc.expect("baseline auc"));
     assert!(model_auc > baseline_auc + 0.05, "model AUC {model_auc} clearly beats the stage baseline {baseline_auc}");
 
+    touch_idle_leads_long_ago(&store, now).await;
     let scored = score_pipeline(&store, &sales(), 200, now, &|_| {}).await.expect("scoring runs");
     assert_eq!(scored.model_version, model.version);
     assert!(scored.scored > 50, "open leads were scored: {scored:?}");
+    scores_match_the_whole_histories(&store, now).await;
 
     let mut scoring = ScoringServiceClient::new(server.channel());
     let flagged = scoring
@@ -85,6 +88,74 @@ async fn the_model_learns_the_known_structure_and_flags_the_right_leads() {
     let cold_call = detail.coefficients.iter().find(|c| c.feature == "source=cold_call").expect("coefficient by name");
     assert!(cold_call.weight < 0.0, "cold calls lower the odds of advancing: {}", cold_call.weight);
     server.shutdown().await;
+}
+
+/// Logs two activities in the first hours of some open leads that had none
+/// and are over 35 days old: only the latest one, before rescoring's window,
+/// tells their idle time.
+async fn touch_idle_leads_long_ago(store: &Store, now: DateTime<Utc>) {
+    let open = store.history_batch(&sales(), Some(Status::Open), None, 1000, ActivitySpan::All).await.expect("read");
+    let old_enough = now - Duration::days(35);
+    let idle: Vec<_> = open
+        .iter()
+        .filter(|history| history.activities.is_empty() && history.opportunity.state.created_at < old_enough)
+        .take(20)
+        .collect();
+    assert!(idle.len() >= 3, "the known history has old idle open leads: {}", idle.len());
+    for history in idle {
+        for hours in [1, 2] {
+            let activity = NewActivity {
+                opportunity_id: history.opportunity.id,
+                kind: ActivityKind::Call,
+                occurred_at: Some(history.opportunity.state.created_at + Duration::hours(hours)),
+                actor: "rep".to_owned(),
+                note: String::new(),
+                request_id: None,
+            };
+            store.log_activity(activity).await.expect("log activity");
+        }
+    }
+}
+
+/// Rescoring reads only the activities a score looks at; every stored score
+/// is still exactly what the whole history gives.
+async fn scores_match_the_whole_histories(store: &Store, now: DateTime<Utc>) {
+    let record = store.active_model(&sales()).await.expect("read model").expect("an active model");
+    let model = TrainedModel::from_json(&record.body).expect("model body");
+    let stages = convert::stages(&store.get_pipeline(&sales()).await.expect("pipeline").def);
+    let since = activities_needed_since(now);
+    let (mut checked, mut with_older_activities) = (0, 0);
+    let mut after = None;
+    loop {
+        let batch = store
+            .history_batch(&sales(), Some(Status::Open), after, 100, ActivitySpan::All)
+            .await
+            .expect("history batch");
+        let Some(last) = batch.last() else { break };
+        after = Some(last.opportunity.id);
+        for stored in batch {
+            let id = stored.opportunity.id;
+            with_older_activities += usize::from(stored.activities.iter().filter(|(at, _)| *at < since).count() > 1);
+            let want = funnel_scoring::score(&model, &convert::history(stored), &stages, now).expect("scores");
+            let got = store.lead_score(id, None).await.expect("stored score");
+            assert_eq!(got.p_advance, want.p_advance, "{id}");
+            assert_eq!((got.days_in_stage, got.leak_flag), (want.days_in_stage, want.leak_flag), "{id}");
+            let got_down: Vec<(&str, &str, f64)> = got
+                .factors_down
+                .iter()
+                .map(|factor| (factor.feature.as_str(), factor.value.as_str(), factor.contribution))
+                .collect();
+            let want_down: Vec<(&str, &str, f64)> = want
+                .factors_down
+                .iter()
+                .map(|factor| (factor.feature.as_str(), factor.value.as_str(), factor.contribution))
+                .collect();
+            assert_eq!(got_down, want_down, "{id}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "every open lead checked: {checked}");
+    assert!(with_older_activities > 0, "rescoring had activities to leave out: {with_older_activities}");
 }
 
 #[tokio::test]
