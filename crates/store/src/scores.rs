@@ -61,10 +61,17 @@ pub struct ScoreFilter {
     pub max_probability: Option<f64>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Factors {
     down: Vec<ScoreFactor>,
     up: Vec<ScoreFactor>,
+}
+
+/// [`Factors`] as written, borrowed from the score rather than cloned.
+#[derive(Serialize)]
+struct FactorsOf<'a> {
+    down: &'a [ScoreFactor],
+    up: &'a [ScoreFactor],
 }
 
 impl Store {
@@ -159,7 +166,7 @@ impl Store {
 pub(crate) fn encode_parts(score: &LeadScoreRecord) -> Result<(String, String)> {
     let reasons =
         serde_json::to_string(&score.reason_codes).map_err(|error| StoreError::Internal(error.to_string()))?;
-    let factors = Factors { down: score.factors_down.clone(), up: score.factors_up.clone() };
+    let factors = FactorsOf { down: &score.factors_down, up: &score.factors_up };
     let factors = serde_json::to_string(&factors).map_err(|error| StoreError::Internal(error.to_string()))?;
     Ok((reasons, factors))
 }

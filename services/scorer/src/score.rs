@@ -2,6 +2,7 @@
 //! memory: read a batch, score it off the async runtime, write it while the
 //! next batch is read and scored.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +19,9 @@ use tracing::warn;
 use crate::convert;
 use crate::error::{Result, ScorerError};
 use crate::pages::HistoryPages;
+
+/// Score writes at once: PostgreSQL works on one while it parses the other.
+const WRITES_IN_FLIGHT: usize = 2;
 
 /// Quantile of days-to-advance that marks a stage's rot point, as in training.
 const ROT_QUANTILE: f64 = 0.9;
@@ -63,11 +67,10 @@ pub async fn score_pipeline(
     };
     let mut report =
         ScoreReport { pipeline: pipeline.clone(), model_version, scored: 0, flagged: 0, failed: 0, seconds: 0.0 };
-    // Three batches in flight at most: the next one is read while this one
-    // is scored, and the previous one's write runs meanwhile (one write at
-    // a time).
+    // Four batches in flight at most: the next one is read while this one
+    // is scored, and the two before are written meanwhile.
     let mut reading = Some(read_open_batch(store, pipeline, None, batch_size, now));
-    let mut writing: Option<JoinHandle<funnel_store::Result<()>>> = None;
+    let mut writing: VecDeque<JoinHandle<funnel_store::Result<()>>> = VecDeque::new();
     while let Some(read) = reading.take() {
         let batch = read.await.map_err(|error| ScorerError::Task(error.to_string()))??;
         let Some(last) = batch.last() else { break };
@@ -85,12 +88,16 @@ pub async fn score_pipeline(
         }
         let records: Vec<LeadScoreRecord> = records.into_iter().flatten().collect();
         report.scored += records.len() as u64;
-        finish_write(writing.take()).await?;
+        if writing.len() == WRITES_IN_FLIGHT {
+            finish_write(writing.pop_front()).await?;
+        }
         let writer = store.clone();
-        writing = Some(tokio::spawn(async move { writer.write_scores(&records).await }));
+        writing.push_back(tokio::spawn(async move { writer.write_scores(&records).await }));
         progress(report.scored + report.failed);
     }
-    finish_write(writing).await?;
+    for write in writing {
+        finish_write(Some(write)).await?;
+    }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
