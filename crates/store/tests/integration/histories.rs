@@ -15,6 +15,19 @@ async fn all_activities(store: &Store, id: OpportunityId) -> Vec<(chrono::DateTi
     page.items.into_iter().map(|activity| (activity.occurred_at, activity.kind)).collect()
 }
 
+/// Logs a `kind` activity on `id` at `at`.
+async fn log(store: &Store, id: OpportunityId, kind: ActivityKind, at: chrono::DateTime<Utc>) {
+    let activity = NewActivity {
+        opportunity_id: id,
+        kind,
+        occurred_at: Some(at),
+        actor: "tester".to_owned(),
+        note: String::new(),
+        request_id: None,
+    };
+    store.log_activity(activity).await.expect("log activity");
+}
+
 /// Every batch of `limit` after the one before, until a short one.
 async fn batches(store: &Store, status: Option<Status>, limit: u64, span: ActivitySpan) -> Vec<OpportunityHistory> {
     let mut all: Vec<OpportunityHistory> = Vec::new();
@@ -48,15 +61,8 @@ async fn history_batches_hold_each_opportunitys_own_transitions_and_activities_i
             }
             // Logged newest first: the batch must still come in time order.
             for k in (0..(n * 3) % 5).rev() {
-                let activity = NewActivity {
-                    opportunity_id: opportunity.id,
-                    kind: kinds[((n + k) % 4) as usize],
-                    occurred_at: Some(start + Duration::days(k * 2) + Duration::minutes(n)),
-                    actor: "tester".to_owned(),
-                    note: String::new(),
-                    request_id: None,
-                };
-                store.log_activity(activity).await.expect("log activity");
+                let at = start + Duration::days(k * 2) + Duration::minutes(n);
+                log(&store, opportunity.id, kinds[((n + k) % 4) as usize], at).await;
             }
             if n % 3 == 2 {
                 let leak = Command::Leak { reason: "went quiet".to_owned() };
@@ -106,28 +112,12 @@ async fn a_batch_since_a_moment_holds_the_activities_from_then_and_the_latest_be
                 _ => (0..10).map(|k| n + k * 20).rev().collect(),
             };
             for day in days {
-                let activity = NewActivity {
-                    opportunity_id: opportunity.id,
-                    kind: ActivityKind::Call,
-                    occurred_at: Some(start + Duration::days(day)),
-                    actor: "tester".to_owned(),
-                    note: String::new(),
-                    request_id: None,
-                };
-                store.log_activity(activity).await.expect("log activity");
+                log(&store, opportunity.id, ActivityKind::Call, start + Duration::days(day)).await;
             }
             created.push(opportunity.id);
         }
         // One right on the moment: it counts as from then.
-        let on_the_moment = NewActivity {
-            opportunity_id: created[1],
-            kind: ActivityKind::Email,
-            occurred_at: Some(since),
-            actor: "tester".to_owned(),
-            note: String::new(),
-            request_id: None,
-        };
-        store.log_activity(on_the_moment).await.expect("log activity");
+        log(&store, created[1], ActivityKind::Email, since).await;
 
         let recent = batches(&store, None, 4, ActivitySpan::Since(since)).await;
         assert_eq!(recent.iter().map(|h| h.opportunity.id).collect::<Vec<_>>(), created);
