@@ -518,16 +518,9 @@ fn logistic_evaluation<F: Float, A: Data<Elem = F>>(
         .zip(margins.axis_chunks_iter_mut(Axis(0), EVALUATION_BLOCK_ROWS));
     for ((rows, y_rows), mut margin_rows) in blocks {
         let mut z = Array1::from_elem(rows.nrows(), intercept);
-        // Column-major: each column of the block is contiguous. (A block of a
-        // larger column-major `x` is not in standard layout transposed, so
-        // testing that sent every large fit down the row-by-row path below,
-        // a strided dot per row: ~40% of a fit, perf.)
-        if rows.stride_of(Axis(0)) == 1 {
+        if columns_are_contiguous(&rows) {
             for (column, weight) in rows.columns().into_iter().zip(&params) {
-                match (z.as_slice_mut(), column.as_slice()) {
-                    (Some(z), Some(column)) => add_scaled(z, *weight, column),
-                    _ => z.scaled_add(*weight, &column),
-                }
+                z.scaled_add(*weight, &column);
             }
         } else {
             z += &rows.dot(&params);
@@ -547,12 +540,12 @@ fn logistic_evaluation<F: Float, A: Data<Elem = F>>(
     (margins, grad)
 }
 
-/// funnel patch: `z += weight * column`, element by element as
-/// `ArrayBase::scaled_add` computes it.
-fn add_scaled<F: Float>(z: &mut [F], weight: F, column: &[F]) {
-    for (z, x) in z.iter_mut().zip(column) {
-        *z = *z + weight * *x;
-    }
+/// funnel patch: whether each column of a block of rows is contiguous, as in
+/// every block of a column-major `x`. Testing `rows.t().is_standard_layout()`
+/// instead missed the blocks of any `x` longer than one block, and sent every
+/// large fit down the row-by-row path, a strided dot per row (~40% of a fit).
+fn columns_are_contiguous<F>(rows: &ArrayView2<'_, F>) -> bool {
+    rows.stride_of(Axis(0)) == 1
 }
 
 /// funnel patch: the logistic loss from the margins at `w`.
@@ -966,6 +959,20 @@ mod test {
                 assert_eq!(problem.gradient(&p).unwrap().0, logistic_grad(&x, &y, alpha, w));
             }
         }
+    }
+
+    /// funnel patch: every block of a column-major `x` takes the column path,
+    /// the last, short one too; no block of a row-major one does.
+    #[test]
+    fn the_blocks_of_a_column_major_x_have_contiguous_columns() {
+        let rows = 2 * EVALUATION_BLOCK_ROWS + 7;
+        let row_major = Array2::<f64>::zeros((rows, 3));
+        let column_major = Array2::<f64>::zeros((rows, 3).f());
+        let blocks = |x: &Array2<f64>| -> Vec<bool> {
+            x.axis_chunks_iter(Axis(0), EVALUATION_BLOCK_ROWS).map(|block| columns_are_contiguous(&block)).collect()
+        };
+        assert_eq!(blocks(&column_major), vec![true; 3]);
+        assert_eq!(blocks(&row_major), vec![false; 3]);
     }
 
     /// funnel patch: the blocked evaluation equals the textbook formulas, row
