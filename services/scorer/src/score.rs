@@ -88,15 +88,17 @@ pub async fn score_pipeline(
         }
         let records: Vec<LeadScoreRecord> = records.into_iter().flatten().collect();
         report.scored += records.len() as u64;
-        if writing.len() == WRITES_IN_FLIGHT {
-            finish_write(writing.pop_front()).await?;
+        if writing.len() == WRITES_IN_FLIGHT
+            && let Some(oldest) = writing.pop_front()
+        {
+            finish_write(oldest).await?;
         }
         let writer = store.clone();
         writing.push_back(tokio::spawn(async move { writer.write_scores(&records).await }));
         progress(report.scored + report.failed);
     }
     for write in writing {
-        finish_write(Some(write)).await?;
+        finish_write(write).await?;
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
@@ -117,9 +119,8 @@ fn read_open_batch(
     tokio::spawn(async move { store.history_batch(&pipeline, Some(Status::Open), after, batch_size, span).await })
 }
 
-/// Waits for a batch's write, if one is in flight.
-async fn finish_write(writing: Option<JoinHandle<funnel_store::Result<()>>>) -> Result<()> {
-    let Some(writing) = writing else { return Ok(()) };
+/// Waits for a batch's write.
+async fn finish_write(writing: JoinHandle<funnel_store::Result<()>>) -> Result<()> {
     writing.await.map_err(|error| ScorerError::Task(error.to_string()))??;
     Ok(())
 }

@@ -39,7 +39,7 @@ async fn the_model_learns_the_known_structure_and_flags_the_right_leads() {
     let scored = score_pipeline(&store, &sales(), 200, now, &|_| {}).await.expect("scoring runs");
     assert_eq!(scored.model_version, model.version);
     assert!(scored.scored > 50, "open leads were scored: {scored:?}");
-    scores_match_the_whole_histories(&store, now).await;
+    scores_match_the_whole_histories(&store, now, scored.scored).await;
 
     let mut scoring = ScoringServiceClient::new(server.channel());
     let flagged = scoring
@@ -119,12 +119,12 @@ async fn touch_idle_leads_long_ago(store: &Store, now: DateTime<Utc>) {
 
 /// Rescoring reads only the activities a score looks at; every stored score
 /// is still exactly what the whole history gives.
-async fn scores_match_the_whole_histories(store: &Store, now: DateTime<Utc>) {
+async fn scores_match_the_whole_histories(store: &Store, now: DateTime<Utc>, scored: u64) {
     let record = store.active_model(&sales()).await.expect("read model").expect("an active model");
     let model = TrainedModel::from_json(&record.body).expect("model body");
     let stages = convert::stages(&store.get_pipeline(&sales()).await.expect("pipeline").def);
     let since = activities_needed_since(now);
-    let (mut checked, mut with_older_activities) = (0, 0);
+    let (mut checked, mut with_older_activities) = (0_u64, 0);
     let mut after = None;
     loop {
         let batch = store
@@ -140,21 +140,17 @@ async fn scores_match_the_whole_histories(store: &Store, now: DateTime<Utc>) {
             let got = store.lead_score(id, None).await.expect("stored score");
             assert_eq!(got.p_advance, want.p_advance, "{id}");
             assert_eq!((got.days_in_stage, got.leak_flag), (want.days_in_stage, want.leak_flag), "{id}");
-            let got_down: Vec<(&str, &str, f64)> = got
-                .factors_down
-                .iter()
+            let stored: Vec<(&str, &str, f64)> = (got.factors_down.iter().chain(&got.factors_up))
                 .map(|factor| (factor.feature.as_str(), factor.value.as_str(), factor.contribution))
                 .collect();
-            let want_down: Vec<(&str, &str, f64)> = want
-                .factors_down
-                .iter()
+            let computed: Vec<(&str, &str, f64)> = (want.factors_down.iter().chain(&want.factors_up))
                 .map(|factor| (factor.feature.as_str(), factor.value.as_str(), factor.contribution))
                 .collect();
-            assert_eq!(got_down, want_down, "{id}");
+            assert_eq!(stored, computed, "{id}");
             checked += 1;
         }
     }
-    assert!(checked > 50, "every open lead checked: {checked}");
+    assert_eq!(checked, scored, "every scored lead checked");
     assert!(with_older_activities > 0, "rescoring had activities to leave out: {with_older_activities}");
 }
 
