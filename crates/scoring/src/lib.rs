@@ -41,4 +41,4 @@ pub use model::{
     train_model, train_on_examples, training_examples,
 };
 pub use score::{Factor, ReasonCode, Score, baseline_only_score, score};
-pub use train::{TrainParams, ValidTrainParams};
+pub use train::{DEFAULT_MAX_EXAMPLES, TrainParams, ValidTrainParams};

@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use linfa::ParamGuard;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::StageBaseline;
@@ -173,33 +175,78 @@ fn evaluate_on_holdout(
 }
 
 /// Gathers training examples a batch of histories at a time, so that a
-/// training run holds every example but never every history (issue 7).
+/// training run never holds every history (issue 7), and keeps at most
+/// `max_examples` of them: past that, a uniform sample of all it was given
+/// (reservoir sampling, Vitter's algorithm R), so memory stays bounded
+/// however long the history grows.
 pub struct ExampleCollector {
     pipeline: Pipeline,
     plan: SnapshotPlan,
     now: DateTime<Utc>,
+    max_examples: usize,
     examples: Vec<Example>,
+    /// Examples offered so far, kept or not.
+    seen: u64,
+    /// Seeded: the same histories in the same order give the same sample.
+    rng: ChaCha8Rng,
 }
+
+/// Seed of the sampling; any fixed value keeps training repeatable.
+const SAMPLE_SEED: u64 = 0x5EED_F0E1;
 
 impl ExampleCollector {
     pub fn new(stages: &[StageInfo], params: &TrainParams, now: DateTime<Utc>) -> Result<Self> {
         let params = params.check_ref()?;
         let plan =
             SnapshotPlan { every_days: params.snapshot_every_days, max_per_visit: params.max_snapshots_per_visit };
-        Ok(Self { pipeline: Pipeline::new(stages)?, plan, now, examples: Vec::new() })
+        Ok(Self {
+            pipeline: Pipeline::new(stages)?,
+            plan,
+            now,
+            max_examples: params.max_examples,
+            examples: Vec::new(),
+            seen: 0,
+            rng: ChaCha8Rng::seed_from_u64(SAMPLE_SEED),
+        })
     }
 
     /// Adds the examples of `histories`, as of `now`.
     pub fn add(&mut self, histories: &[OpportunityHistory]) -> Result<()> {
-        push_examples(histories, &self.pipeline, self.plan, self.now, &mut self.examples)
+        let mut batch = Vec::new();
+        push_examples(histories, &self.pipeline, self.plan, self.now, &mut batch)?;
+        for example in batch {
+            self.offer(example);
+        }
+        Ok(())
     }
 
+    /// Keeps the i-th example offered (counting from 0) with probability
+    /// max / (i + 1), in place of a random kept one: every example offered
+    /// is then kept with the same probability.
+    fn offer(&mut self, example: Example) {
+        self.seen += 1;
+        if self.examples.len() < self.max_examples {
+            self.examples.push(example);
+            return;
+        }
+        let slot = self.rng.random_range(0..self.seen);
+        if let Some(kept) = usize::try_from(slot).ok().and_then(|slot| self.examples.get_mut(slot)) {
+            *kept = example;
+        }
+    }
+
+    /// Examples kept (at most `max_examples`).
     pub fn len(&self) -> usize {
         self.examples.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.examples.is_empty()
+    }
+
+    /// Examples offered, kept or not: more than [`Self::len`] when sampled.
+    pub fn seen(&self) -> u64 {
+        self.seen
     }
 
     /// The examples in [`train_on_examples`]'s order: by snapshot time, then

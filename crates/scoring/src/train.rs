@@ -20,7 +20,18 @@ pub struct ValidTrainParams {
     pub(crate) min_examples_per_class: usize,
     pub(crate) target_leak_precision: f64,
     pub(crate) rot_quantile: f64,
+    /// Models stored before this setting existed were trained on every example.
+    #[serde(default = "unbounded")]
+    pub(crate) max_examples: usize,
 }
+
+fn unbounded() -> usize {
+    usize::MAX
+}
+
+/// Examples a training run keeps by default: ~1.2 KiB each while collected,
+/// so ~1.2 GiB, and past this size more examples barely move ~50 weights.
+pub const DEFAULT_MAX_EXAMPLES: usize = 1_000_000;
 
 /// Unchecked training parameters (linfa's `ParamGuard` style): set what you
 /// need, then `check()` (or let `train_model` check).
@@ -40,6 +51,7 @@ impl Default for TrainParams {
             min_examples_per_class: 40,
             target_leak_precision: 0.8,
             rot_quantile: 0.9,
+            max_examples: DEFAULT_MAX_EXAMPLES,
         })
     }
 }
@@ -101,6 +113,13 @@ impl TrainParams {
         self.0.rot_quantile = quantile;
         self
     }
+    /// Examples kept for training at most; beyond it a uniform random sample
+    /// of this size, so memory stays bounded however long the history;
+    /// default [`DEFAULT_MAX_EXAMPLES`].
+    pub fn max_examples(mut self, count: usize) -> Self {
+        self.0.max_examples = count;
+        self
+    }
 }
 
 fn invalid(name: &'static str, reason: &str) -> Error {
@@ -148,6 +167,9 @@ impl ParamGuard for TrainParams {
         }
         if !is_share(params.rot_quantile) {
             return Err(invalid("rot_quantile", "must be within [0, 1]"));
+        }
+        if params.max_examples == 0 {
+            return Err(invalid("max_examples", "must be at least 1"));
         }
         Ok(params)
     }

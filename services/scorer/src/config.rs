@@ -25,6 +25,10 @@ pub struct Cli {
     /// How much worse than the active model's AUC a new one may be and still replace it.
     #[arg(long, env = "FUNNEL_AUC_TOLERANCE", default_value_t = 0.01, global = true)]
     pub auc_tolerance: f64,
+    /// Training examples kept at most; past it, a uniform sample of this
+    /// many, so the trainer's memory stays bounded (~1.2 KiB per example).
+    #[arg(long, env = "FUNNEL_MAX_EXAMPLES", default_value_t = funnel_scoring::DEFAULT_MAX_EXAMPLES, global = true)]
+    pub max_examples: usize,
     /// Opportunities read and scored per batch.
     #[arg(long, env = "FUNNEL_BATCH_SIZE", default_value_t = 2000, global = true)]
     pub batch_size: u64,

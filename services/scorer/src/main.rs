@@ -37,7 +37,8 @@ async fn main() -> anyhow::Result<()> {
     let settings = TrainSettings {
         params: TrainParams::default()
             .min_examples_per_class(cli.min_examples_per_class)
-            .target_leak_precision(cli.leak_precision),
+            .target_leak_precision(cli.leak_precision)
+            .max_examples(cli.max_examples),
         auc_tolerance: cli.auc_tolerance,
         batch_size: cli.batch_size,
         ..TrainSettings::default()

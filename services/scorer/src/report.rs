@@ -31,6 +31,7 @@ pub fn train_json(report: &TrainReport) -> serde_json::Value {
         "job": report.job.id.to_string(),
         "job_state": report.job.state.as_str(),
         "opportunities": report.opportunities,
+        "examples_seen": report.examples_seen,
         "seconds": report.seconds,
     });
     let outcome = match &report.outcome {
@@ -54,6 +55,11 @@ pub fn train_json(report: &TrainReport) -> serde_json::Value {
     json!({ "run": base, "outcome": outcome })
 }
 
+/// Says so when training learnt from a sample of the examples.
+fn sample_note(seen: u64, kept: usize) -> String {
+    if seen > kept as u64 { format!(" (a uniform sample of {seen})") } else { String::new() }
+}
+
 pub fn train_table(report: &TrainReport) -> String {
     let mut out = format!(
         "pipeline {} · job {} · {} opportunities · {:.1} s\n",
@@ -63,7 +69,7 @@ pub fn train_table(report: &TrainReport) -> String {
         TrainOutcome::InsufficientData { message, .. } => out.push_str(&format!("no model: {message}\n")),
         TrainOutcome::Registered { model, trained, verdict } => {
             out.push_str(&format!(
-                "model {} is {}: {}\nalpha {} · converged {} · leak threshold {:.3} · {} advanced / {} leaked examples\n",
+                "model {} is {}: {}\nalpha {} · converged {} · leak threshold {:.3} · {} advanced / {} leaked examples{}\n",
                 model.version,
                 model.status.as_str(),
                 verdict.reason,
@@ -71,7 +77,8 @@ pub fn train_table(report: &TrainReport) -> String {
                 trained.converged,
                 trained.leak_threshold.threshold,
                 trained.counts.advanced,
-                trained.counts.leaked
+                trained.counts.leaked,
+                sample_note(report.examples_seen, trained.counts.advanced + trained.counts.leaked)
             ));
             if let Some(evaluation) = &trained.evaluation {
                 let mut table = Table::new();

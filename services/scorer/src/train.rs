@@ -61,6 +61,9 @@ pub struct TrainReport {
     pub pipeline: PipelineName,
     pub job: RetrainJob,
     pub opportunities: usize,
+    /// Examples the histories gave; the model learnt from at most
+    /// `max_examples` of them, a uniform sample.
+    pub examples_seen: u64,
     pub seconds: f64,
     pub outcome: TrainOutcome,
 }
@@ -202,6 +205,10 @@ async fn train_job(
             return Err(error);
         }
     };
+    let examples_seen = examples.seen();
+    if examples_seen > examples.len() as u64 {
+        info!(seen = examples_seen, kept = examples.len(), "training on a uniform sample of the examples");
+    }
     progress(TrainProgress::Fitting { examples: examples.len() as u64 });
     let params = settings.params.clone();
     // CPU-bound: keep it off the async runtime.
@@ -249,7 +256,7 @@ async fn train_job(
         }
     };
     let job = store.get_retrain_job(job.id).await?;
-    Ok(TrainReport { pipeline: job.pipeline.clone(), job, opportunities, seconds, outcome })
+    Ok(TrainReport { pipeline: job.pipeline.clone(), job, opportunities, examples_seen, seconds, outcome })
 }
 
 /// Stops the lease renewal when a run ends however it ends: a run that is

@@ -6,5 +6,6 @@ mod cold_start;
 mod examples;
 mod known_answer;
 mod orientation;
+mod sampling;
 mod support;
 mod synthetic;

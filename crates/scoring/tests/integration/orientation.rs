@@ -69,4 +69,6 @@ fn invalid_parameters_are_rejected_by_name() {
     assert!(matches!(result, Err(Error::InvalidParam { name: "alpha_grid", .. })));
     let result = TrainParams::default().validation_share(1.0).check();
     assert!(matches!(result, Err(Error::InvalidParam { name: "validation_share", .. })));
+    let result = TrainParams::default().max_examples(0).check();
+    assert!(matches!(result, Err(Error::InvalidParam { name: "max_examples", .. })));
 }

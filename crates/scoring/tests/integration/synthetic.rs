@@ -9,12 +9,12 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::support::{activity, day, move_to, opportunity, stages};
 
-const NOW: f64 = 420.0;
+pub(crate) const NOW: f64 = 420.0;
 
 /// 600 opportunities over a year. Each visit lasts 2-30 days and advances
 /// with probability 0.8, times 0.3 for cold calls and times 0.35 when
 /// nobody works the lead (no activities). Owners and industries are noise.
-fn synthetic_histories() -> Vec<OpportunityHistory> {
+pub(crate) fn synthetic_histories() -> Vec<OpportunityHistory> {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let keys = ["lead", "qualified", "proposal", "won"];
     let sources = ["referral", "web", "cold_call"];
@@ -129,8 +129,9 @@ fn training_is_deterministic() {
     assert_eq!(trained(), trained());
 }
 
-/// The scorer streams histories a batch at a time into a collector; what it
-/// trains on must not depend on the batches, nor on their order.
+/// The scorer streams histories a batch at a time into a collector; below
+/// `max_examples`, what it trains on must not depend on the batches, nor on
+/// their order.
 #[test]
 fn examples_collected_in_batches_train_the_same_model() {
     let histories = synthetic_histories();

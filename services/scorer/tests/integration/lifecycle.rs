@@ -151,3 +151,24 @@ async fn a_score_can_be_read_as_of_an_earlier_time() {
     assert_eq!(before_any.code(), Code::NotFound);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn past_max_examples_training_learns_from_a_sample_and_says_so() {
+    let database = TestDatabase::sqlite();
+    let store = database.store().await;
+    let server = TestServer::start(store.clone()).await;
+    import(&mut server.client(), known_history(400, Utc::now()).0).await;
+    let cap = 500;
+    let settings =
+        TrainSettings { params: funnel_scoring::TrainParams::default().max_examples(cap), ..TrainSettings::default() };
+    let report = train_now(&store, &sales(), Trigger::Manual, &settings).await.expect("train");
+    let TrainOutcome::Registered { model, trained, .. } = &report.outcome else { panic!("no model: {report:?}") };
+    assert!(report.examples_seen > 2 * cap as u64, "only {} examples", report.examples_seen);
+    assert_eq!(trained.counts.advanced + trained.counts.leaked, cap);
+    assert_eq!((model.advanced_examples + model.leaked_examples) as usize, cap, "the stored model counts the sample");
+    let table = funnel_scorer::report::train_table(&report);
+    assert!(table.contains(&format!("(a uniform sample of {})", report.examples_seen)), "{table}");
+    let json = funnel_scorer::report::train_json(&report);
+    assert_eq!(json["run"]["examples_seen"], report.examples_seen);
+    server.shutdown().await;
+}
