@@ -29,9 +29,12 @@ fn unbounded() -> usize {
     usize::MAX
 }
 
-/// Examples a training run keeps by default: ~1.2 KiB each while collected,
-/// so ~1.2 GiB, and past this size more examples barely move ~50 weights.
-pub const DEFAULT_MAX_EXAMPLES: usize = 1_000_000;
+/// Examples a training run keeps by default. A kept example costs ~2 KiB
+/// until the fit (sampled ones share less with each other than all of an
+/// opportunity's do), so ~1 GiB, within the scorer's 1.5 GiB limit
+/// (`deploy/`); ~50 weights are as well determined by half a million
+/// examples as by millions.
+pub const DEFAULT_MAX_EXAMPLES: usize = 500_000;
 
 /// Unchecked training parameters (linfa's `ParamGuard` style): set what you
 /// need, then `check()` (or let `train_model` check).

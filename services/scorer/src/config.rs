@@ -26,7 +26,7 @@ pub struct Cli {
     #[arg(long, env = "FUNNEL_AUC_TOLERANCE", default_value_t = 0.01, global = true)]
     pub auc_tolerance: f64,
     /// Training examples kept at most; past it, a uniform sample of this
-    /// many, so the trainer's memory stays bounded (~1.2 KiB per example).
+    /// many, so the trainer's memory stays bounded (~2 KiB per example).
     #[arg(long, env = "FUNNEL_MAX_EXAMPLES", default_value_t = funnel_scoring::DEFAULT_MAX_EXAMPLES, global = true)]
     pub max_examples: usize,
     /// Opportunities read and scored per batch.
