@@ -93,6 +93,9 @@ pub struct ModelView {
     pub window_end: Option<DateTime<Utc>>,
     pub advanced_examples: i64,
     pub leaked_examples: i64,
+    /// Examples the history gave; more than advanced + leaked when the model
+    /// learnt from a sample (0 when not recorded).
+    pub examples_seen: i64,
     pub metrics: Option<MetricsView>,
     pub baseline_metrics: Option<MetricsView>,
     pub coefficients: Vec<CoefficientView>,
@@ -227,6 +230,7 @@ impl From<pb::Model> for ModelView {
             iterations,
             leak_threshold,
             training_seconds,
+            examples_seen,
         } = model;
         let status_name = pb::ModelStatus::try_from(status).ok().map(|status| status.as_str_name());
         let trigger_name = pb::RetrainTrigger::try_from(trigger).ok().map(|trigger| trigger.as_str_name());
@@ -246,6 +250,7 @@ impl From<pb::Model> for ModelView {
             window_end: time(window_end),
             advanced_examples,
             leaked_examples,
+            examples_seen,
             metrics: metrics.map(metrics_view),
             baseline_metrics: baseline_metrics.map(metrics_view),
             coefficients: coefficient_views,
@@ -298,6 +303,17 @@ fn auc(metrics: Option<&MetricsView>) -> String {
     metrics.map_or_else(|| "-".to_owned(), |metrics| output::decimal(metrics.roc_auc))
 }
 
+/// Whether the model learnt from a sample of the examples its history gave.
+fn sampled(model: &ModelView) -> bool {
+    model.examples_seen > model.advanced_examples + model.leaked_examples
+}
+
+/// The examples a model learnt from, and of how many when sampled.
+fn examples(model: &ModelView) -> String {
+    let used = model.advanced_examples + model.leaked_examples;
+    if sampled(model) { format!("{used} of {}", model.examples_seen) } else { used.to_string() }
+}
+
 impl Report for ModelsReport {
     fn human(&self) -> String {
         if self.models.is_empty() {
@@ -313,7 +329,7 @@ impl Report for ModelsReport {
                 model.trigger.clone(),
                 auc(model.metrics.as_ref()),
                 auc(model.baseline_metrics.as_ref()),
-                (model.advanced_examples + model.leaked_examples).to_string(),
+                examples(model),
                 output::time(model.created_at),
             ]);
         }
@@ -325,7 +341,7 @@ impl Report for ModelReport {
     fn human(&self) -> String {
         let model = &self.model;
         let mut sections = vec![format!(
-            "model v{} of {}: {}{} (trigger {}, trained {}, {} advanced / {} leaked examples)",
+            "model v{} of {}: {}{} (trigger {}, trained {}, {} advanced / {} leaked examples{})",
             model.version,
             model.pipeline,
             model.status,
@@ -333,7 +349,8 @@ impl Report for ModelReport {
             model.trigger,
             output::time(model.created_at),
             model.advanced_examples,
-            model.leaked_examples
+            model.leaked_examples,
+            if sampled(model) { format!(", a uniform sample of {}", model.examples_seen) } else { String::new() }
         )];
         if self.coefficients_shown == 0 {
             return sections.join("\n");
@@ -397,5 +414,41 @@ impl Report for RetrainReport {
             text.push_str(&format!("\n{}", job.message));
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(advanced: i64, leaked: i64, seen: i64) -> ModelView {
+        let proto = pb::Model {
+            version: 3,
+            pipeline: "sales".to_owned(),
+            status: pb::ModelStatus::Active as i32,
+            trigger: pb::RetrainTrigger::Manual as i32,
+            advanced_examples: advanced,
+            leaked_examples: leaked,
+            examples_seen: seen,
+            ..Default::default()
+        };
+        ModelView::from(proto)
+    }
+
+    #[test]
+    fn a_model_learnt_from_a_sample_says_of_how_many() {
+        let sampled = model(300_000, 200_000, 8_628_188);
+        let list = ModelsReport { models: vec![sampled.clone()] }.human();
+        assert!(list.contains("500000 of 8628188"), "{list}");
+        let one = ModelReport { model: sampled, coefficients_shown: 0 }.human();
+        assert!(one.contains("300000 advanced / 200000 leaked examples, a uniform sample of 8628188"), "{one}");
+        // All examples used, or an older model that did not record it.
+        for seen in [500_000, 0] {
+            let whole = model(300_000, 200_000, seen);
+            let one = ModelReport { model: whole.clone(), coefficients_shown: 0 }.human();
+            assert!(one.contains("200000 leaked examples)"), "{one}");
+            let list = ModelsReport { models: vec![whole] }.human();
+            assert!(list.contains("500000") && !list.contains(" of "), "{list}");
+        }
     }
 }

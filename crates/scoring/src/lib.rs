@@ -38,7 +38,7 @@ pub use metrics::{
 };
 pub use model::{
     AlphaTrial, ClassCounts, Coefficient, Evaluation, ExampleCollector, ThresholdSource, TrainedModel, TrainingOutcome,
-    train_model, train_on_examples, training_examples,
+    train_model, train_on_collected, train_on_examples, training_examples,
 };
 pub use score::{Factor, ReasonCode, Score, baseline_only_score, score};
 pub use train::{DEFAULT_MAX_EXAMPLES, TrainParams, ValidTrainParams};

@@ -80,7 +80,11 @@ pub struct TrainedModel {
     pub baseline: StageBaseline,
     pub leak_threshold: LeakThreshold,
     pub leak_threshold_source: ThresholdSource,
+    /// The examples it learnt from (a sample of `examples_seen` when fewer).
     pub counts: ClassCounts,
+    /// Examples the histories gave; 0 in models stored before it was recorded.
+    #[serde(default)]
+    pub examples_seen: u64,
 }
 
 impl TrainedModel {
@@ -298,6 +302,7 @@ pub fn train_on_examples(
     now: DateTime<Utc>,
 ) -> Result<TrainingOutcome> {
     let params = params.check_ref()?.clone();
+    let seen = examples.len() as u64;
     let all: Vec<&Example> = examples.iter().collect();
     let baseline = StageBaseline::from_examples(&all, stages, params.rot_quantile)?;
     let advanced = all.iter().filter(|example| example.advanced).count();
@@ -352,5 +357,22 @@ pub fn train_on_examples(
         leak_threshold,
         leak_threshold_source,
         counts,
+        examples_seen: seen,
     }))
+}
+
+/// [`train_on_examples`] on what `collector` kept, recording how many
+/// examples it was offered.
+pub fn train_on_collected(
+    collector: ExampleCollector,
+    stages: &[StageInfo],
+    params: &TrainParams,
+    now: DateTime<Utc>,
+) -> Result<TrainingOutcome> {
+    let seen = collector.seen();
+    let mut outcome = train_on_examples(collector.finish(), stages, params, now)?;
+    if let TrainingOutcome::Trained(model) = &mut outcome {
+        model.examples_seen = seen;
+    }
+    Ok(outcome)
 }

@@ -244,5 +244,9 @@ fn model_to_pb(model: ModelRecord, detailed: bool) -> pb::Model {
         iterations: trained.as_ref().map(|trained| trained.iterations as i64).unwrap_or_default(),
         leak_threshold: trained.as_ref().map(|trained| trained.leak_threshold.threshold).unwrap_or_default(),
         training_seconds: model.training_seconds,
+        examples_seen: trained
+            .as_ref()
+            .map(|trained| i64::try_from(trained.examples_seen).unwrap_or(i64::MAX))
+            .unwrap_or_default(),
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use funnel_domain::{PipelineName, Status};
 use funnel_scoring::{
-    ExampleCollector, OpportunityHistory, StageInfo, TrainParams, TrainedModel, TrainingOutcome, train_on_examples,
+    ExampleCollector, OpportunityHistory, StageInfo, TrainParams, TrainedModel, TrainingOutcome, train_on_collected,
 };
 use funnel_store::{JobState, ModelRecord, NewModel, RetrainJob, Store, Trigger};
 use tracing::{info, warn};
@@ -212,8 +212,7 @@ async fn train_job(
     progress(TrainProgress::Fitting { examples: examples.len() as u64 });
     let params = settings.params.clone();
     // CPU-bound: keep it off the async runtime.
-    let training =
-        tokio::task::spawn_blocking(move || train_on_examples(examples.finish(), &stages, &params, now)).await;
+    let training = tokio::task::spawn_blocking(move || train_on_collected(examples, &stages, &params, now)).await;
     drop(heartbeat);
     if lease_lost.load(Ordering::SeqCst) {
         return Err(ScorerError::LeaseLost(job.pipeline.to_string()));

@@ -170,5 +170,10 @@ async fn past_max_examples_training_learns_from_a_sample_and_says_so() {
     assert!(table.contains(&format!("(a uniform sample of {})", report.examples_seen)), "{table}");
     let json = funnel_scorer::report::train_json(&report);
     assert_eq!(json["run"]["examples_seen"], report.examples_seen);
+    let mut scoring = ScoringServiceClient::new(server.channel());
+    let stored =
+        scoring.get_model(pb::GetModelRequest { version: model.version }).await.expect("get model").into_inner();
+    assert_eq!(stored.examples_seen as u64, report.examples_seen, "the registry says it was a sample");
+    assert_eq!(stored.advanced_examples + stored.leaked_examples, cap as i64);
     server.shutdown().await;
 }
