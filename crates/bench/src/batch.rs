@@ -280,21 +280,28 @@ pub async fn b6(bench: &mut Bench) -> anyhow::Result<()> {
     run_score_child(&url)?;
     let mut peaks = Vec::new();
     let mut first_runs = Vec::new();
+    let mut recorded = Vec::new();
     let mut scored = 0;
     for _ in 0..settings.pairs {
         let child = run_score_child(&url)?;
         scored = child.scored;
         first_runs.push(child.scored as f64 / child.first_seconds);
         peaks.push(child.peak_rss_kib as f64 / 1024.0);
-        // The rows that run wrote, as the anchor's input.
+        // The rows that run wrote, as the anchor's input: its current scores,
+        // and the history rows it recorded (only changed scores are; a run
+        // stamps all of its rows with one `scored_at`, its current scores').
         psql(
             &url,
             &format!(
-                "\\copy (SELECT * FROM score_history ORDER BY id DESC LIMIT {}) TO '{}'",
-                child.scored,
+                "\\copy (SELECT * FROM score_history WHERE scored_at = (SELECT max(scored_at) FROM current_scores)) \
+                 TO '{}'",
                 history_file.display()
             ),
         )?;
+        recorded.push(psql(
+            &url,
+            "SELECT count(*) FROM score_history WHERE scored_at = (SELECT max(scored_at) FROM current_scores)",
+        )?);
         psql(
             &url,
             &format!("\\copy (SELECT * FROM current_scores WHERE pipeline = 'sales') TO '{}'", current_file.display()),
@@ -306,8 +313,10 @@ pub async fn b6(bench: &mut Bench) -> anyhow::Result<()> {
     let peak = peaks.iter().copied().fold(0.0, f64::max);
     let first_runs: Vec<String> = first_runs.iter().map(|rate| format!("{rate:.0}")).collect();
     comparison.notes = format!(
-        "{scored} open opportunities; the scorer's second run in its process (its first, opening the connections: \
-         {}/s); scorer peak RSS {peak:.0} MiB ({})",
+        "{scored} open opportunities, of which {} recorded in the history (changed scores only; the anchor copies \
+         the same rows); the scorer's second run in its process (its first, opening the connections: {}/s); scorer \
+         peak RSS {peak:.0} MiB ({})",
+        recorded.join(", "),
         first_runs.join(", "),
         if peak <= 512.0 { "<= 512 MiB" } else { "**over 512 MiB**" }
     );

@@ -242,6 +242,10 @@ pub mod current_score {
         pub factors: String,
         pub days_in_stage: f64,
         pub scored_at: i64,
+        /// `p_advance` and `scored_at` of the last history row written for
+        /// this opportunity; NULL before the first since they were kept.
+        pub recorded_p_advance: Option<f64>,
+        pub recorded_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

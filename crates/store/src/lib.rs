@@ -14,6 +14,7 @@ mod jobs;
 mod migration;
 mod migration_events;
 mod migration_outbox;
+mod migration_score_changes;
 mod migration_scoring;
 mod migration_visits;
 mod model;

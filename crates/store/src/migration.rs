@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::migration_events::CreateEventTables),
             Box::new(crate::migration_visits::AddStageVisits),
             Box::new(crate::migration_outbox::CreateEventOutbox),
+            Box::new(crate::migration_score_changes::RecordScoreChanges),
         ]
     }
 }

@@ -1,7 +1,7 @@
 //! A batch of scores on PostgreSQL as one statement: every column goes as one
 //! array, `unnest` turns the arrays back into rows, and data-modifying CTEs
-//! append them to the history, upsert them as the current scores and leave
-//! their events pending. A single statement is one transaction. Through
+//! append those that changed to the history, upsert them all as the current
+//! scores and leave their events pending. A single statement is one transaction. Through
 //! sea-orm, each table's rows went as JSON that the scorer built and
 //! PostgreSQL parsed again, in two statements plus the events': ~95 ms a
 //! batch of 2,000 (issue 7, B6).
@@ -11,26 +11,43 @@ use sea_orm::sqlx;
 
 use crate::events::NewEvent;
 use crate::raw::execute_error;
-use crate::scores::{CURRENT_SCORE_UPSERT, encode_parts};
+use crate::scores::{CURRENT_SCORE_UPSERT, RECORD_EVERY_MICROS, RECORD_STEP, encode_parts};
 use crate::time::to_micros;
 use crate::{LeadScoreRecord, Result, Store};
 
-/// Followed by [`CURRENT_SCORE_UPSERT`], the upsert the SQLite path uses too.
-const WRITE_SCORES: &str = "WITH batch AS ( \
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], \
-         $7::float8[], $8::float8[], $9::bool[], $10::text[], $11::text[], $12::float8[], $13::int8[]) \
-       AS b(opportunity_id, pipeline, stage, owner, title, model_version, p_advance, p_win, leak_flag, \
-         reason_codes, factors, days_in_stage, scored_at)), \
-     history AS ( \
-       INSERT INTO score_history (opportunity_id, pipeline, stage, owner, title, model_version, p_advance, \
-         p_win, leak_flag, reason_codes, factors, days_in_stage, scored_at) \
-       SELECT * FROM batch), \
-     pending AS ( \
-       INSERT INTO pending_events (event_type, pipeline, opportunity_id, payload, occurred_at, recorded_at) \
-       SELECT * FROM unnest($14::text[], $15::text[], $16::uuid[], $17::text[], $18::int8[], $19::int8[])) \
-     INSERT INTO current_scores (opportunity_id, pipeline, stage, owner, title, model_version, p_advance, \
-       p_win, leak_flag, reason_codes, factors, days_in_stage, scored_at) \
-     SELECT * FROM batch";
+const COLUMNS: &str = "opportunity_id, pipeline, stage, owner, title, model_version, p_advance, p_win, leak_flag, \
+     reason_codes, factors, days_in_stage, scored_at";
+
+/// The batch joined with the current scores it replaces; `record` is
+/// `scores::records_change` in SQL (the `{step}` and `{every}` there), and
+/// the CTEs all see the current scores as they were before the statement.
+/// Followed by the current scores' insert and [`CURRENT_SCORE_UPSERT`], the
+/// upsert the SQLite path uses too.
+fn write_scores_sql() -> String {
+    format!(
+        "WITH batch AS ( \
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], \
+             $7::float8[], $8::float8[], $9::bool[], $10::text[], $11::text[], $12::float8[], $13::int8[]) \
+           AS b({COLUMNS})), \
+         decided AS ( \
+           SELECT b.*, c.recorded_p_advance AS prior_p, c.recorded_at AS prior_at, \
+             COALESCE(c.recorded_at IS NULL OR b.stage <> c.stage OR b.model_version <> c.model_version \
+               OR b.leak_flag <> c.leak_flag OR b.reason_codes <> c.reason_codes \
+               OR abs(b.p_advance - c.recorded_p_advance) >= {step} OR b.scored_at - c.recorded_at >= {every}, \
+               true) AS record \
+           FROM batch b LEFT JOIN current_scores c ON c.opportunity_id = b.opportunity_id), \
+         history AS ( \
+           INSERT INTO score_history ({COLUMNS}) SELECT {COLUMNS} FROM decided WHERE record), \
+         pending AS ( \
+           INSERT INTO pending_events (event_type, pipeline, opportunity_id, payload, occurred_at, recorded_at) \
+           SELECT * FROM unnest($14::text[], $15::text[], $16::uuid[], $17::text[], $18::int8[], $19::int8[])) \
+         INSERT INTO current_scores ({COLUMNS}, recorded_p_advance, recorded_at) \
+         SELECT {COLUMNS}, CASE WHEN record THEN p_advance ELSE prior_p END, \
+           CASE WHEN record THEN scored_at ELSE prior_at END FROM decided {CURRENT_SCORE_UPSERT}",
+        step = RECORD_STEP,
+        every = RECORD_EVERY_MICROS,
+    )
+}
 
 /// Writes `scores` and leaves `events` pending, all or nothing.
 pub(crate) async fn write(store: &Store, scores: &[LeadScoreRecord], events: &[NewEvent]) -> Result<()> {
@@ -66,8 +83,7 @@ pub(crate) async fn write(store: &Store, scores: &[LeadScoreRecord], events: &[N
     let payloads: Vec<String> = events.iter().map(|event| event.payload.to_string()).collect();
     let occurred: Vec<i64> = events.iter().map(|event| to_micros(event.occurred_at)).collect();
     let recorded: Vec<i64> = vec![recorded_at; events.len()];
-    let statement = format!("{WRITE_SCORES} {CURRENT_SCORE_UPSERT}");
-    sqlx::query(sqlx::AssertSqlSafe(statement))
+    sqlx::query(sqlx::AssertSqlSafe(write_scores_sql()))
         .bind(ids)
         .bind(pipelines)
         .bind(stages)

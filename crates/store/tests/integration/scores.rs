@@ -4,6 +4,7 @@
 use chrono::{Duration, SubsecRound, Utc};
 use funnel_store::{EventFilter, EventKind, LeadScoreRecord, ScoreFactor, ScoreFilter};
 use funnel_testkit::backends;
+use sea_orm::ConnectionTrait;
 
 use crate::support::new_opportunity;
 
@@ -77,5 +78,83 @@ async fn a_batch_of_scores_is_appended_upserted_and_announced() {
             vec![(EventKind::ScoresChanged, "5".to_owned()), (EventKind::ScoresChanged, "3".to_owned())]
         );
         assert_eq!(events[1].sequence, events[0].sequence + 1, "numbered without gaps");
+    }
+}
+
+/// Rescoring every few minutes must not add a history row each time: only
+/// a score that changed is recorded, on both backends (PostgreSQL decides in
+/// SQL, SQLite in Rust).
+#[tokio::test]
+async fn the_history_records_a_score_only_when_it_changed() {
+    for database in backends().await {
+        println!("backend: {database}");
+        let store = database.store().await;
+        let lead = store.create_opportunity(new_opportunity("rescored", None)).await.expect("create");
+        let t0 = (Utc::now() - Duration::days(3)).trunc_subsecs(0);
+        let at = |minutes: i64| t0 + Duration::minutes(minutes);
+        let day = 24 * 60;
+        let mut flagged = score(&lead, 0.511, at(20));
+        flagged.leak_flag = true;
+        let later = |minutes: i64| LeadScoreRecord { scored_at: at(minutes), ..flagged.clone() };
+        let mut new_model = later(day + 30);
+        new_model.model_version = 4;
+        let writes = [
+            score(&lead, 0.50, at(0)),   // first: recorded
+            score(&lead, 0.505, at(5)),  // moved 0.005: not
+            score(&lead, 0.509, at(10)), // 0.009 from the recorded 0.50: not
+            score(&lead, 0.511, at(15)), // 0.011 from it: recorded
+            flagged.clone(),             // the flag: recorded
+            later(25),                   // unchanged: not
+            later(day + 20),             // unchanged, but a day on: recorded
+            later(day + 25),             // not
+            new_model.clone(),           // another model: recorded
+        ];
+        for write in &writes {
+            store.write_scores(std::slice::from_ref(write)).await.expect("write");
+        }
+        let as_of = async |minutes: i64| store.lead_score(lead.id, Some(at(minutes))).await.expect("as of");
+        let recorded = [(7, 0), (12, 0), (16, 3), (21, 4), (day + 1, 4), (day + 22, 6), (day + 28, 6), (day + 31, 8)];
+        for (minutes, index) in recorded {
+            assert_eq!(as_of(minutes).await, writes[index], "as of minute {minutes}: write {index}");
+        }
+        let current = store.lead_score(lead.id, None).await.expect("current");
+        assert_eq!(current, new_model, "the current score is always the latest write");
+        let moved =
+            |p_advance: f64, minutes: i64| LeadScoreRecord { p_advance, scored_at: at(minutes), ..new_model.clone() };
+        let drifted = moved(0.522, day + 40);
+        store.write_scores(&[moved(0.519, day + 35)]).await.expect("drift below the step");
+        store.write_scores(std::slice::from_ref(&drifted)).await.expect("drift past it");
+        assert_eq!(as_of(day + 38).await, writes[8], "0.008 from the recorded 0.511 is not recorded");
+        assert_eq!(as_of(day + 41).await, drifted, "drift adds up against the last recorded score");
+    }
+}
+
+/// Current scores written before the history kept only changes have no
+/// recorded score yet: their next score is recorded, then only changes.
+#[tokio::test]
+async fn scores_from_before_the_upgrade_are_recorded_at_their_next_write() {
+    for database in backends().await {
+        println!("backend: {database}");
+        let store = database.store().await;
+        let lead = store.create_opportunity(new_opportunity("upgraded", None)).await.expect("create");
+        let t0 = (Utc::now() - Duration::hours(1)).trunc_subsecs(0);
+        let at = |minutes: i64| t0 + Duration::minutes(minutes);
+        let writes = [score(&lead, 0.6, at(0)), score(&lead, 0.6, at(5)), score(&lead, 0.6, at(10))];
+        store.write_scores(&writes[..1]).await.expect("before the upgrade");
+        let db = store.connection();
+        for statement in [
+            "ALTER TABLE current_scores DROP COLUMN recorded_p_advance",
+            "ALTER TABLE current_scores DROP COLUMN recorded_at",
+            "DELETE FROM seaql_migrations WHERE version = 'm0007_record_score_changes'",
+        ] {
+            db.execute_unprepared(statement).await.expect(statement);
+        }
+        store.migrate().await.expect("migrate again");
+        store.write_scores(&writes[1..2]).await.expect("first after");
+        store.write_scores(&writes[2..]).await.expect("second after");
+        for (minutes, index) in [(1, 0), (6, 1), (11, 1)] {
+            let recorded = store.lead_score(lead.id, Some(at(minutes))).await.expect("as of");
+            assert_eq!(recorded, writes[index], "as of minute {minutes}");
+        }
     }
 }
