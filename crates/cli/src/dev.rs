@@ -119,6 +119,7 @@ pub async fn run(args: &DevArgs, progress: bool) -> Result<()> {
         score_every: Duration::from_secs(args.score_every_secs.max(1)),
         retrain_after_outcomes: 200,
         poll_every: Duration::from_secs(5),
+        score_history_days: 365,
     };
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(funnel_scorer::run(store.clone(), worker_config, async {

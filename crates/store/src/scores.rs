@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use funnel_domain::{DomainError, OpportunityId};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
+    Statement,
 };
 use serde::{Deserialize, Serialize};
 
@@ -147,6 +148,31 @@ impl Store {
         insert_all(&txn, current, CURRENT_SCORE_UPSERT).await?;
         self.commit_with_events(txn, crate::events::new::scores_changed(scores)).await?;
         Ok(())
+    }
+
+    /// Deletes the history's scores recorded before `before`, `batch` rows
+    /// per statement (each its own transaction, so a long prune holds no
+    /// lock for long); returns how many went. An "as of" question before
+    /// `before` then has no answer (NOT_FOUND); current scores stay.
+    pub async fn prune_score_history(&self, before: DateTime<Utc>, batch: u64) -> Result<u64> {
+        let backend = self.db.get_database_backend();
+        let mut deleted = 0;
+        loop {
+            // Rows are appended in time order, so the oldest come first in a
+            // scan and a batch is found without an index on `scored_at`.
+            let statement = Statement::from_sql_and_values(
+                backend,
+                "DELETE FROM score_history WHERE id IN \
+                 (SELECT id FROM score_history WHERE scored_at < $1 ORDER BY id LIMIT $2)",
+                [to_micros(before).into(), i64::try_from(batch.max(1)).unwrap_or(i64::MAX).into()],
+            );
+            let _writer = self.write_lock().await;
+            let gone = self.db.execute_raw(statement).await?.rows_affected();
+            deleted += gone;
+            if gone < batch.max(1) {
+                return Ok(deleted);
+            }
+        }
     }
 
     /// The current score of an opportunity, or the one recorded in force at

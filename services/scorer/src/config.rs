@@ -60,6 +60,10 @@ pub enum Command {
         /// Queue a retrain once this many new outcomes arrived (0 = never).
         #[arg(long, env = "FUNNEL_RETRAIN_AFTER_OUTCOMES", default_value_t = 500)]
         retrain_after_outcomes: u64,
+        /// Days of score history kept (what `as_of` questions can reach);
+        /// older rows are deleted once a day. 0 keeps everything.
+        #[arg(long, env = "FUNNEL_SCORE_HISTORY_DAYS", default_value_t = 365)]
+        score_history_days: u32,
         /// Seconds between looks for jobs and changes.
         #[arg(long, env = "FUNNEL_POLL_SECS", default_value_t = 5)]
         poll_secs: u64,

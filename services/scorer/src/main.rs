@@ -82,7 +82,14 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", report::score_table(&reports));
             }
         }
-        Command::Run { train_cron, score_every_secs, retrain_after_outcomes, poll_secs, metrics_listen } => {
+        Command::Run {
+            train_cron,
+            score_every_secs,
+            retrain_after_outcomes,
+            poll_secs,
+            metrics_listen,
+            score_history_days,
+        } => {
             let config = WorkerConfig {
                 train: settings,
                 train_schedule: cron::Schedule::from_str(&train_cron)
@@ -90,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
                 score_every: Duration::from_secs(score_every_secs),
                 retrain_after_outcomes,
                 poll_every: Duration::from_secs(poll_secs.max(1)),
+                score_history_days,
             };
             funnel_telemetry::start_metrics_endpoint(metrics_listen, metrics::registry()).await?;
             run(store, config, shutdown_signal()).await?;

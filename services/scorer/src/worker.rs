@@ -28,7 +28,13 @@ pub struct WorkerConfig {
     pub retrain_after_outcomes: u64,
     /// How often to look for jobs and changes (default 5 s).
     pub poll_every: Duration,
+    /// Days of score history kept; older rows are deleted once a day
+    /// (default 365; 0 keeps everything).
+    pub score_history_days: u32,
 }
+
+/// History rows deleted per statement when pruning.
+const PRUNE_BATCH: u64 = 10_000;
 
 #[derive(Default)]
 struct PipelineClock {
@@ -42,11 +48,15 @@ pub async fn run(store: Store, config: WorkerConfig, shutdown: impl Future<Outpu
     tokio::pin!(shutdown);
     let mut next_training = config.train_schedule.upcoming(Utc).next();
     let mut clocks: HashMap<PipelineName, PipelineClock> = HashMap::new();
+    let mut last_pruned = None;
     info!(worker = %config.train.worker, next_training = ?next_training, "scorer running");
     loop {
         if let Err(error) = tick(&store, &config, &mut next_training, &mut clocks).await {
             metrics::record_tick_failure();
             warn!(%error, "scorer tick failed; retrying");
+        }
+        if let Err(error) = prune_daily(&store, &config, &mut last_pruned).await {
+            warn!(%error, "pruning the score history failed; retrying at the next tick");
         }
         tokio::select! {
             () = &mut shutdown => break,
@@ -109,6 +119,19 @@ async fn tick(
             clock.scored_change = last_change;
         }
     }
+    Ok(())
+}
+
+/// Deletes score history older than `score_history_days`, once a day.
+async fn prune_daily(store: &Store, config: &WorkerConfig, last_pruned: &mut Option<DateTime<Utc>>) -> Result<()> {
+    let now = Utc::now();
+    if config.score_history_days == 0 || last_pruned.is_some_and(|at| now - at < chrono::Duration::days(1)) {
+        return Ok(());
+    }
+    let before = now - chrono::Duration::days(i64::from(config.score_history_days));
+    let deleted = store.prune_score_history(before, PRUNE_BATCH).await?;
+    info!(deleted, %before, "pruned the score history");
+    *last_pruned = Some(now);
     Ok(())
 }
 

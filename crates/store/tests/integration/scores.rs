@@ -158,3 +158,29 @@ async fn scores_from_before_the_upgrade_are_recorded_at_their_next_write() {
         }
     }
 }
+
+#[tokio::test]
+async fn pruning_deletes_the_history_before_a_time_in_batches() {
+    for database in backends().await {
+        println!("backend: {database}");
+        let store = database.store().await;
+        let lead = store.create_opportunity(new_opportunity("pruned", None)).await.expect("create");
+        let now = Utc::now().trunc_subsecs(0);
+        let writes = [
+            score(&lead, 0.2, now - Duration::days(10)),
+            score(&lead, 0.4, now - Duration::days(5)),
+            score(&lead, 0.6, now - Duration::hours(1)),
+        ];
+        for write in &writes {
+            store.write_scores(std::slice::from_ref(write)).await.expect("write");
+        }
+        let deleted = store.prune_score_history(now - Duration::days(2), 1).await.expect("prune");
+        assert_eq!(deleted, 2, "the two older rows, one per statement");
+        let gone = store.lead_score(lead.id, Some(now - Duration::days(4))).await.expect_err("pruned");
+        assert!(matches!(gone, funnel_store::StoreError::NotFound { .. }), "{gone:?}");
+        let kept = store.lead_score(lead.id, Some(now - Duration::minutes(30))).await.expect("kept");
+        assert_eq!(kept, writes[2]);
+        assert_eq!(store.lead_score(lead.id, None).await.expect("current"), writes[2]);
+        assert_eq!(store.prune_score_history(now - Duration::days(2), 100).await.expect("again"), 0);
+    }
+}

@@ -72,3 +72,42 @@ async fn the_job_of_a_worker_that_stopped_is_taken_over_and_its_late_result_is_d
         server.shutdown().await;
     }
 }
+
+/// The daemon deletes score history older than `score_history_days`.
+#[tokio::test]
+async fn the_daemon_prunes_score_history_past_its_retention() {
+    use std::str::FromStr;
+
+    let database = funnel_testkit::TestDatabase::sqlite();
+    let store = database.store().await;
+    let server = TestServer::start(store.clone()).await;
+    let now = Utc::now();
+    import(&mut server.client(), known_history(40, now - chrono::Duration::days(60)).0).await;
+    let month_ago = now - chrono::Duration::days(30);
+    funnel_scorer::score_pipeline(&store, &sales(), 500, month_ago, &|_| {}).await.expect("score a month ago");
+    let scores = store.list_scores(&funnel_store::ScoreFilter::default(), 1, "").await.expect("list").items;
+    let lead = scores.first().expect("a scored lead").opportunity_id;
+    let old = now - chrono::Duration::days(29);
+    store.lead_score(lead, Some(old)).await.expect("a score a month old, before the daemon");
+
+    let config = funnel_scorer::WorkerConfig {
+        train: worker("pruner"),
+        train_schedule: cron::Schedule::from_str("0 0 3 * * *").expect("cron"),
+        score_every: Duration::from_secs(300),
+        retrain_after_outcomes: 0,
+        poll_every: Duration::from_millis(50),
+        score_history_days: 7,
+    };
+    let pruned = async {
+        while store.lead_score(lead, Some(old)).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), funnel_scorer::run(store.clone(), config, pruned))
+        .await
+        .expect("pruned within a minute")
+        .expect("the daemon runs");
+    let current = store.lead_score(lead, None).await.expect("the current score stays");
+    assert!(current.scored_at > now - chrono::Duration::minutes(5), "rescored by the daemon: {current:?}");
+    server.shutdown().await;
+}
