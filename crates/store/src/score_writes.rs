@@ -6,6 +6,8 @@
 //! PostgreSQL parsed again, in two statements plus the events': ~95 ms a
 //! batch of 2,000 (issue 7, B6).
 
+use std::sync::LazyLock;
+
 use chrono::Utc;
 use sea_orm::sqlx;
 
@@ -22,8 +24,8 @@ const COLUMNS: &str = "opportunity_id, pipeline, stage, owner, title, model_vers
 /// `scores::records_change` in SQL (the `{step}` and `{every}` there), and
 /// the CTEs all see the current scores as they were before the statement.
 /// Followed by the current scores' insert and [`CURRENT_SCORE_UPSERT`], the
-/// upsert the SQLite path uses too.
-fn write_scores_sql() -> String {
+/// upsert the SQLite path uses too. Built once.
+static WRITE_SCORES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH batch AS ( \
            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], \
@@ -47,7 +49,7 @@ fn write_scores_sql() -> String {
         step = RECORD_STEP,
         every = RECORD_EVERY_MICROS,
     )
-}
+});
 
 /// Writes `scores` and leaves `events` pending, all or nothing.
 pub(crate) async fn write(store: &Store, scores: &[LeadScoreRecord], events: &[NewEvent]) -> Result<()> {
@@ -83,7 +85,7 @@ pub(crate) async fn write(store: &Store, scores: &[LeadScoreRecord], events: &[N
     let payloads: Vec<String> = events.iter().map(|event| event.payload.to_string()).collect();
     let occurred: Vec<i64> = events.iter().map(|event| to_micros(event.occurred_at)).collect();
     let recorded: Vec<i64> = vec![recorded_at; events.len()];
-    sqlx::query(sqlx::AssertSqlSafe(write_scores_sql()))
+    sqlx::query(sqlx::AssertSqlSafe(WRITE_SCORES.as_str()))
         .bind(ids)
         .bind(pipelines)
         .bind(stages)
