@@ -27,11 +27,15 @@ impl TransactionManager for PgTransactionManager {
 
         let rollback = Rollback::new(conn);
         rollback.conn.queue_simple_query(statement.as_str())?;
+        // funnel patch: count the level before waiting for BEGIN's reply, so
+        // a caller that gives up meanwhile (the guard drops) queues its
+        // ROLLBACK. Upstream counted it after, and such a connection went
+        // back to the pool inside a transaction (transact-rs/sqlx#4393).
+        rollback.conn.inner.transaction_depth += 1;
         rollback.conn.wait_until_ready().await?;
         if !rollback.conn.in_transaction() {
             return Err(Error::BeginFailed);
         }
-        rollback.conn.inner.transaction_depth += 1;
         rollback.defuse();
 
         Ok(())

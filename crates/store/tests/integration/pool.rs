@@ -5,6 +5,8 @@
 //! connection that comes back with nothing in flight; these are the cases
 //! that must still take it.)
 
+use std::future::{Future, poll_fn};
+use std::task::Poll;
 use std::time::Duration;
 
 use funnel_domain::Command;
@@ -57,5 +59,44 @@ async fn a_connection_given_back_halfway_comes_back_clean() {
         let moved = command(Command::Move { to: stage("qualified") }, None, None);
         store.change_stage(created.id, moved).await.expect("a move after both");
         assert_eq!(store.last_event_sequence().await.expect("sequence"), events_before + 1);
+    }
+}
+
+/// A caller that gives up on `begin` after the BEGIN went out (a client that
+/// disconnects, a timeout) must not leave the pooled connection inside a
+/// transaction: the next borrower's writes would run in it, hold its locks,
+/// and never commit. sqlx 0.9.0 did on PostgreSQL (see vendor/README.md).
+#[tokio::test]
+async fn a_begin_given_up_on_leaves_no_transaction_open() {
+    for database in backends().await {
+        println!("backend: {database}");
+        database.store().await;
+        let options = StoreOptions { max_connections: 1, ..StoreOptions::default() };
+        let store = Store::connect(database.url(), &options).await.expect("connect");
+        let observer = Store::connect(database.url(), &StoreOptions::default()).await.expect("connect");
+        let created = store.create_opportunity(new_opportunity("before", None)).await.expect("create");
+
+        let mut gave_up = 0;
+        for round in 0..20 {
+            // Poll `begin` once and drop it: the pool hands over its idle
+            // connection, the BEGIN is sent, and the caller leaves before the
+            // reply. (SQLite's worker thread may answer within that poll; a
+            // transaction that began is dropped and rolled back.)
+            let mut begin = Box::pin(store.connection().begin());
+            if poll_fn(|cx| Poll::Ready(begin.as_mut().poll(cx).is_pending())).await {
+                gave_up += 1;
+            }
+            drop(begin);
+
+            let title = format!("round {round}");
+            let update = format!("UPDATE opportunities SET title = '{title}'");
+            store.connection().execute_unprepared(&update).await.expect("a write on the same connection");
+            assert_eq!(
+                observer.get_opportunity(created.id).await.expect("get").title,
+                title,
+                "round {round}: the write committed, so another connection sees it"
+            );
+        }
+        assert!(gave_up > 0, "some rounds left within begin");
     }
 }
