@@ -47,4 +47,4 @@ pub use registry::{ModelRecord, ModelStatus, NewModel, Trigger};
 pub use report::{
     DurationFigures, FunnelFigures, MoneyFigure, ReportQuery, RotPoint, RotSource, StageFigures, WindowMode,
 };
-pub use scores::{LeadScoreRecord, ScoreFactor, ScoreFilter};
+pub use scores::{LeadScoreRecord, Pruned, ScoreFactor, ScoreFilter};

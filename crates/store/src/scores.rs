@@ -84,6 +84,15 @@ pub struct LeadScoreRecord {
     pub scored_at: DateTime<Utc>,
 }
 
+/// What a call of [`Store::prune_score_history`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub deleted: u64,
+    /// No row older than the cut-off is left; false when the call stopped
+    /// at its number of statements.
+    pub finished: bool,
+}
+
 /// Filters of ListLeadScores; only open opportunities are listed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScoreFilter {
@@ -152,27 +161,31 @@ impl Store {
 
     /// Deletes the history's scores recorded before `before`, `batch` rows
     /// per statement (each its own transaction, so a long prune holds no
-    /// lock for long); returns how many went. An "as of" question before
-    /// `before` then has no answer (NOT_FOUND); current scores stay.
-    pub async fn prune_score_history(&self, before: DateTime<Utc>, batch: u64) -> Result<u64> {
+    /// lock for long), at most `statements` of them: a caller with other
+    /// work works a backlog off a slice at a time. An "as of" question
+    /// before `before` then has no answer (NOT_FOUND); current scores stay.
+    pub async fn prune_score_history(&self, before: DateTime<Utc>, batch: u64, statements: u32) -> Result<Pruned> {
         let backend = self.db.get_database_backend();
-        let mut deleted = 0;
-        loop {
+        let batch = batch.max(1);
+        let mut pruned = Pruned { deleted: 0, finished: false };
+        for _ in 0..statements {
             // Rows are appended in time order, so the oldest come first in a
             // scan and a batch is found without an index on `scored_at`.
             let statement = Statement::from_sql_and_values(
                 backend,
                 "DELETE FROM score_history WHERE id IN \
                  (SELECT id FROM score_history WHERE scored_at < $1 ORDER BY id LIMIT $2)",
-                [to_micros(before).into(), i64::try_from(batch.max(1)).unwrap_or(i64::MAX).into()],
+                [to_micros(before).into(), i64::try_from(batch).unwrap_or(i64::MAX).into()],
             );
             let _writer = self.write_lock().await;
             let gone = self.db.execute_raw(statement).await?.rows_affected();
-            deleted += gone;
-            if gone < batch.max(1) {
-                return Ok(deleted);
+            pruned.deleted += gone;
+            if gone < batch {
+                pruned.finished = true;
+                break;
             }
         }
+        Ok(pruned)
     }
 
     /// The current score of an opportunity, or the one recorded in force at

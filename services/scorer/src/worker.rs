@@ -36,6 +36,14 @@ pub struct WorkerConfig {
 /// History rows deleted per statement when pruning.
 const PRUNE_BATCH: u64 = 10_000;
 
+/// Pruning statements per tick: a backlog (retention first switched on over
+/// a long history) goes a slice per tick, between rescorings, instead of
+/// holding them up until all of it is deleted.
+const PRUNE_STATEMENTS_PER_TICK: u32 = 10;
+
+/// After a failed prune, the next try: not at every poll.
+const PRUNE_RETRY: chrono::Duration = chrono::Duration::hours(1);
+
 #[derive(Default)]
 struct PipelineClock {
     last_scored: Option<DateTime<Utc>>,
@@ -48,15 +56,15 @@ pub async fn run(store: Store, config: WorkerConfig, shutdown: impl Future<Outpu
     tokio::pin!(shutdown);
     let mut next_training = config.train_schedule.upcoming(Utc).next();
     let mut clocks: HashMap<PipelineName, PipelineClock> = HashMap::new();
-    let mut last_pruned = None;
+    let mut next_prune = Utc::now();
     info!(worker = %config.train.worker, next_training = ?next_training, "scorer running");
     loop {
         if let Err(error) = tick(&store, &config, &mut next_training, &mut clocks).await {
             metrics::record_tick_failure();
             warn!(%error, "scorer tick failed; retrying");
         }
-        if let Err(error) = prune_daily(&store, &config, &mut last_pruned).await {
-            warn!(%error, "pruning the score history failed; retrying at the next tick");
+        if config.score_history_days > 0 && next_prune <= Utc::now() {
+            next_prune = prune(&store, &config).await;
         }
         tokio::select! {
             () = &mut shutdown => break,
@@ -122,17 +130,28 @@ async fn tick(
     Ok(())
 }
 
-/// Deletes score history older than `score_history_days`, once a day.
-async fn prune_daily(store: &Store, config: &WorkerConfig, last_pruned: &mut Option<DateTime<Utc>>) -> Result<()> {
+/// Deletes a slice of the score history older than `score_history_days`;
+/// returns when to prune next.
+async fn prune(store: &Store, config: &WorkerConfig) -> DateTime<Utc> {
     let now = Utc::now();
-    if config.score_history_days == 0 || last_pruned.is_some_and(|at| now - at < chrono::Duration::days(1)) {
-        return Ok(());
-    }
     let before = now - chrono::Duration::days(i64::from(config.score_history_days));
-    let deleted = store.prune_score_history(before, PRUNE_BATCH).await?;
-    info!(deleted, %before, "pruned the score history");
-    *last_pruned = Some(now);
-    Ok(())
+    let pruned = store.prune_score_history(before, PRUNE_BATCH, PRUNE_STATEMENTS_PER_TICK).await;
+    match &pruned {
+        Ok(pruned) if pruned.finished => info!(deleted = pruned.deleted, %before, "pruned the score history"),
+        Ok(pruned) => info!(deleted = pruned.deleted, %before, "pruning the score history; more at the next tick"),
+        Err(error) => warn!(%error, "pruning the score history failed; retrying in an hour"),
+    }
+    next_prune_after(now, pruned.map(|pruned| pruned.finished))
+}
+
+/// Once a day when a prune finished; at the next tick when it stopped with
+/// old rows left; an hour on after a failure.
+fn next_prune_after(now: DateTime<Utc>, finished: Result<bool, funnel_store::StoreError>) -> DateTime<Utc> {
+    match finished {
+        Ok(true) => now + chrono::Duration::days(1),
+        Ok(false) => now,
+        Err(_) => now + PRUNE_RETRY,
+    }
 }
 
 /// Every pipeline's name, through all pages.
@@ -146,5 +165,19 @@ pub async fn all_pipelines(store: &Store) -> Result<Vec<PipelineName>> {
             return Ok(names);
         }
         token = page.next_page_token;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_is_daily_goes_on_while_rows_are_left_and_backs_off_after_a_failure() {
+        let now = Utc::now();
+        assert_eq!(next_prune_after(now, Ok(true)), now + chrono::Duration::days(1));
+        assert_eq!(next_prune_after(now, Ok(false)), now, "a backlog goes on at the next tick");
+        let failed = Err(funnel_store::StoreError::Internal("disk full".to_owned()));
+        assert_eq!(next_prune_after(now, failed), now + chrono::Duration::hours(1));
     }
 }

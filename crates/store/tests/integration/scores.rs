@@ -2,7 +2,7 @@
 //! current scores and announced in the feed, on both backends.
 
 use chrono::{Duration, SubsecRound, Utc};
-use funnel_store::{EventFilter, EventKind, LeadScoreRecord, ScoreFactor, ScoreFilter};
+use funnel_store::{EventFilter, EventKind, LeadScoreRecord, Pruned, ScoreFactor, ScoreFilter};
 use funnel_testkit::backends;
 use sea_orm::ConnectionTrait;
 
@@ -174,13 +174,17 @@ async fn pruning_deletes_the_history_before_a_time_in_batches() {
         for write in &writes {
             store.write_scores(std::slice::from_ref(write)).await.expect("write");
         }
-        let deleted = store.prune_score_history(now - Duration::days(2), 1).await.expect("prune");
-        assert_eq!(deleted, 2, "the two older rows, one per statement");
+        let cut = now - Duration::days(2);
+        let first = store.prune_score_history(cut, 1, 1).await.expect("prune one statement");
+        assert_eq!(first, Pruned { deleted: 1, finished: false }, "stopped at its one statement of one row");
+        let rest = store.prune_score_history(cut, 1, 10).await.expect("prune the rest");
+        assert_eq!(rest, Pruned { deleted: 1, finished: true }, "the other older row, then a short statement");
         let gone = store.lead_score(lead.id, Some(now - Duration::days(4))).await.expect_err("pruned");
         assert!(matches!(gone, funnel_store::StoreError::NotFound { .. }), "{gone:?}");
         let kept = store.lead_score(lead.id, Some(now - Duration::minutes(30))).await.expect("kept");
         assert_eq!(kept, writes[2]);
         assert_eq!(store.lead_score(lead.id, None).await.expect("current"), writes[2]);
-        assert_eq!(store.prune_score_history(now - Duration::days(2), 100).await.expect("again"), 0);
+        let again = store.prune_score_history(cut, 100, 10).await.expect("again");
+        assert_eq!(again, Pruned { deleted: 0, finished: true });
     }
 }
