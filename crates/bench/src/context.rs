@@ -43,9 +43,10 @@ pub struct Settings {
     /// Transactions of the sqlite3 anchor (B2).
     #[arg(long, default_value_t = 20_000)]
     pub sqlite_transactions: u64,
-    /// Database connections of the service.
-    #[arg(long, default_value_t = 16)]
-    pub max_connections: u32,
+    /// Database connections of the service [default: the service's, 16 on
+    /// PostgreSQL and 4 on SQLite].
+    #[arg(long)]
+    pub max_connections: Option<u32>,
     /// Do not pin: by default the load generator and pgbench run on CPU 0
     /// and the service on CPU 1 (PostgreSQL itself is never pinned).
     #[arg(long)]

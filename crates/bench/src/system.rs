@@ -127,7 +127,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the service on `database_url`, pinned to `cpus` when given,
     /// and waits until it answers.
-    pub async fn start(database_url: &str, cpus: Option<&str>, max_connections: u32) -> anyhow::Result<Self> {
+    pub async fn start(database_url: &str, cpus: Option<&str>, max_connections: Option<u32>) -> anyhow::Result<Self> {
         let binary = sibling_binary("funnel-pipeline")?;
         let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let mut command = match cpus {
@@ -141,12 +141,15 @@ impl ServerProcess {
         command
             .env("FUNNEL_LISTEN", addr.to_string())
             .env("FUNNEL_DATABASE_URL", database_url)
-            .env("FUNNEL_MAX_CONNECTIONS", max_connections.to_string())
             .env("FUNNEL_METRICS_LISTEN", "off")
             .env("FUNNEL_MAX_CONCURRENT_REQUESTS", "1024")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        match max_connections {
+            Some(max) => command.env("FUNNEL_MAX_CONNECTIONS", max.to_string()),
+            None => command.env_remove("FUNNEL_MAX_CONNECTIONS"),
+        };
         let child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
         let server = Self { child, addr };
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -62,8 +62,9 @@ pub async fn run(args: &DevArgs, progress: bool) -> Result<()> {
         ));
     }
     let url = format!("sqlite://{}?mode=rwc", args.database.display());
-    let store =
-        Store::connect(&url, &StoreOptions::default()).await.map_err(|error| failed("opening the database", error))?;
+    let store = Store::connect(&url, &StoreOptions::for_url(&url))
+        .await
+        .map_err(|error| failed("opening the database", error))?;
     store.migrate().await.map_err(|error| failed("migrating the database", error))?;
     let listener =
         TcpListener::bind(args.listen).await.map_err(|error| failed(&format!("binding {}", args.listen), error))?;

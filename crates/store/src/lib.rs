@@ -32,7 +32,7 @@ mod sequencer;
 mod stage_write;
 pub mod time;
 
-pub use connect::{Backend, PoolUsage, Store, StoreOptions};
+pub use connect::{Backend, POSTGRES_MAX_CONNECTIONS, PoolUsage, SQLITE_MAX_CONNECTIONS, Store, StoreOptions};
 pub use error::{Result, StoreError};
 pub use events::{EventFilter, EventKind, EventRecord, MAX_IDS_PER_SCORES_EVENT};
 pub use histories::{ActivitySpan, OpportunityHistory};

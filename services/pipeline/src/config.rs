@@ -20,9 +20,10 @@ pub struct Config {
     /// Database URL: `sqlite://FILE?mode=rwc` (embedded) or `postgres://...`.
     #[arg(long, env = "FUNNEL_DATABASE_URL", default_value = "sqlite://funnel.db?mode=rwc")]
     pub database_url: String,
-    /// Largest number of pooled database connections.
-    #[arg(long, env = "FUNNEL_MAX_CONNECTIONS", default_value_t = 16)]
-    pub max_connections: u32,
+    /// Largest number of pooled database connections [default: 16 on
+    /// PostgreSQL, 4 on SQLite].
+    #[arg(long, env = "FUNNEL_MAX_CONNECTIONS")]
+    pub max_connections: Option<u32>,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "FUNNEL_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -81,7 +82,7 @@ pub struct Config {
 impl Config {
     /// Checks what clap cannot.
     pub fn validate(&self) -> Result<(), String> {
-        if self.max_connections == 0 {
+        if self.max_connections == Some(0) {
             return Err("max_connections must be at least 1".to_owned());
         }
         if self.max_concurrent_requests == 0 || self.request_timeout_secs == 0 || self.db_acquire_timeout_ms == 0 {
@@ -99,8 +100,9 @@ impl Config {
     }
 
     pub fn store_options(&self) -> StoreOptions {
+        let defaults = StoreOptions::for_url(&self.database_url);
         StoreOptions {
-            max_connections: self.max_connections,
+            max_connections: self.max_connections.unwrap_or(defaults.max_connections),
             acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
         }
     }
@@ -117,5 +119,26 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("funnel-pipeline").chain(args.iter().copied())).expect("parses")
+    }
+
+    #[test]
+    fn the_pool_is_smaller_on_sqlite_unless_given() {
+        let sqlite = parse(&["--database-url", "sqlite://funnel.db?mode=rwc"]);
+        assert_eq!(sqlite.store_options().max_connections, funnel_store::SQLITE_MAX_CONNECTIONS);
+        let postgres = parse(&["--database-url", "postgres://db/funnel"]);
+        assert_eq!(postgres.store_options().max_connections, funnel_store::POSTGRES_MAX_CONNECTIONS);
+        let given = parse(&["--database-url", "sqlite://funnel.db?mode=rwc", "--max-connections", "9"]);
+        assert_eq!(given.store_options().max_connections, 9);
+        let zero = parse(&["--max-connections", "0"]);
+        assert_eq!(zero.validate().expect_err("rejected"), "max_connections must be at least 1");
     }
 }

@@ -28,7 +28,8 @@ async fn main() -> anyhow::Result<()> {
         json: cli.log_json,
         otlp_endpoint: cli.otlp_endpoint.clone(),
     })?;
-    let store = Store::connect(&cli.database_url, &StoreOptions::default()).await.context("connecting")?;
+    let store =
+        Store::connect(&cli.database_url, &StoreOptions::for_url(&cli.database_url)).await.context("connecting")?;
     store.migrate().await.context("migrating")?;
     let pipelines = match &cli.pipeline {
         Some(name) => vec![PipelineName::parse("pipeline", name).map_err(|error| anyhow::anyhow!("{error}"))?],
