@@ -11,4 +11,5 @@ mod pool;
 mod properties;
 mod replay;
 mod scores;
+mod sqlite_build;
 mod support;
