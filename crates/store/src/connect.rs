@@ -61,11 +61,12 @@ pub enum Backend {
 /// Pooled connections by default on PostgreSQL.
 pub const POSTGRES_MAX_CONNECTIONS: u32 = 16;
 
-/// Pooled connections by default on SQLite. It has one writer, and every
-/// commit makes each other connection drop its page cache and read the
-/// pages again, each on its own thread: with 16 the service moved 1,400-1,700
-/// opportunities a second on one core, with 4 1,650-1,750, with 2 ~1,870
-/// (issue 7, B2). 4 leaves room for a long report and an import at once.
+/// Pooled connections by default on SQLite, besides the one a file's
+/// writes run on. It has one writer, and every commit makes each other
+/// connection drop its page cache and read the pages again, each on its own
+/// thread: with 16 the service moved 1,400-1,700 opportunities a second on
+/// one core, with 4 1,650-1,750, with 2 ~1,870 (issue 7, B2). 4 leaves room
+/// for a long report and an import at once.
 pub const SQLITE_MAX_CONNECTIONS: u32 = 4;
 
 /// Connection settings.
@@ -105,6 +106,31 @@ pub struct PoolUsage {
     pub max: u32,
 }
 
+/// A pool's settings: `max_connections` of them, all kept open in memory.
+fn connect_options(url: &str, max_connections: u32, in_memory: bool, options: &StoreOptions) -> ConnectOptions {
+    let mut connect_options = ConnectOptions::new(url.to_owned());
+    connect_options
+        .max_connections(max_connections)
+        .min_connections(if in_memory { 1 } else { 0 })
+        .acquire_timeout(options.acquire_timeout)
+        .connect_timeout(options.acquire_timeout)
+        // sqlx pings on every checkout by default: a second round trip
+        // per statement (issue 7, B3). Only a connection idle this long
+        // may have been dropped by a proxy or firewall; a busy one that
+        // broke fails its statement with UNAVAILABLE and is discarded.
+        .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
+        .sqlx_logging(false)
+        // sqlx's default rollback journal with full sync is ~9x slower here.
+        .map_sqlx_sqlite_opts(|sqlite| {
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    connect_options
+}
+
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -113,6 +139,12 @@ pub struct Store {
     /// SQLite has one writer at a time; this process's writers queue here,
     /// other processes' in `BEGIN IMMEDIATE` (see [`Store::begin_write`]).
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// A SQLite file's write transactions run on this one connection, apart
+    /// from the pool's readers. A commit makes every other connection drop
+    /// its page cache; the writer's own commits do not, so its cache stays
+    /// warm and the write lock is held for less time (issue 7, B2). None
+    /// in memory, where each connection would be a database of its own.
+    sqlite_write_db: Option<DatabaseConnection>,
     /// Bumped after every commit that appended events (see `events.rs`).
     pub(crate) event_signal: Arc<crate::events::EventSignal>,
     /// Numbers PostgreSQL's pending events (see `sequencer.rs`).
@@ -138,33 +170,21 @@ impl Store {
         if backend == Backend::Sqlite && !in_memory {
             switch_to_wal(url).await?;
         }
-        let mut connect_options = ConnectOptions::new(url.to_owned());
-        connect_options
-            // One in-memory SQLite database exists per connection.
-            .max_connections(if in_memory { 1 } else { options.max_connections })
-            .min_connections(if in_memory { 1 } else { 0 })
-            .acquire_timeout(options.acquire_timeout)
-            .connect_timeout(options.acquire_timeout)
-            // sqlx pings on every checkout by default: a second round trip
-            // per statement (issue 7, B3). Only a connection idle this long
-            // may have been dropped by a proxy or firewall; a busy one that
-            // broke fails its statement with UNAVAILABLE and is discarded.
-            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
-            .sqlx_logging(false)
-            // sqlx's default rollback journal with full sync is ~9x slower here.
-            .map_sqlx_sqlite_opts(|sqlite| {
-                sqlite
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(5))
-                    .foreign_keys(true)
-            });
-        let db = Database::connect(connect_options).await.map_err(StoreError::from)?;
+        // One in-memory SQLite database exists per connection.
+        let max_connections = if in_memory { 1 } else { options.max_connections };
+        let db = Database::connect(connect_options(url, max_connections, in_memory, options))
+            .await
+            .map_err(StoreError::from)?;
+        let sqlite_write_db = if backend == Backend::Sqlite && !in_memory {
+            Some(Database::connect(connect_options(url, 1, false, options)).await.map_err(StoreError::from)?)
+        } else {
+            None
+        };
         let sqlite_writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let event_signal = Arc::new(tokio::sync::watch::Sender::new(0));
         let sequencer = Arc::default();
         let pipeline_cache = Arc::default();
-        Ok(Self { db, backend, sqlite_writer, event_signal, sequencer, pipeline_cache })
+        Ok(Self { db, backend, sqlite_writer, sqlite_write_db, event_signal, sequencer, pipeline_cache })
     }
 
     /// Applies pending migrations; safe to call on every start, and from
@@ -213,10 +233,14 @@ impl Store {
     /// How many pooled connections are open and idle now; cheap (no query).
     pub fn pool_usage(&self) -> PoolUsage {
         let (open, idle, max) = match self.backend {
-            Backend::Sqlite => {
-                let pool = self.db.get_sqlite_connection_pool();
-                (pool.size(), pool.num_idle(), pool.options().get_max_connections())
-            }
+            // The readers' pool and the writer's together.
+            Backend::Sqlite => [Some(&self.db), self.sqlite_write_db.as_ref()].into_iter().flatten().fold(
+                (0, 0, 0),
+                |(open, idle, max), db| {
+                    let pool = db.get_sqlite_connection_pool();
+                    (open + pool.size(), idle + pool.num_idle(), max + pool.options().get_max_connections())
+                },
+            ),
             Backend::Postgres => {
                 let pool = self.db.get_postgres_connection_pool();
                 (pool.size(), pool.num_idle(), pool.options().get_max_connections())
@@ -243,7 +267,7 @@ impl Store {
             },
             Backend::Postgres => TransactionOptions::default(),
         };
-        Ok(self.db.begin_with_options(options).await?)
+        Ok(self.sqlite_write_db.as_ref().unwrap_or(&self.db).begin_with_options(options).await?)
     }
 
     /// Held for the duration of every write transaction on SQLite; a no-op on

@@ -100,3 +100,22 @@ async fn a_begin_given_up_on_leaves_no_transaction_open() {
         assert!(gave_up > 0, "some rounds left within begin");
     }
 }
+
+/// On a SQLite file, write transactions run on a connection of their own:
+/// they go on while every pooled reader is taken.
+#[tokio::test]
+async fn sqlite_writes_do_not_wait_for_a_reader() {
+    let database = funnel_testkit::TestDatabase::sqlite();
+    database.store().await;
+    let options = StoreOptions { max_connections: 1, ..StoreOptions::default() };
+    let store = Store::connect(database.url(), &options).await.expect("connect");
+    let usage = store.pool_usage();
+    assert_eq!(usage.max, 2, "one reader and the writer: {usage:?}");
+    let reader = store.connection().begin().await.expect("the only reader");
+    let created = store.create_opportunity(new_opportunity("written", None)).await.expect("a write meanwhile");
+    drop(reader);
+    // A move reads before it takes the write lock, on a reader.
+    let moved = command(Command::Move { to: stage("qualified") }, None, None);
+    store.change_stage(created.id, moved).await.expect("a move after");
+    assert_eq!(store.get_opportunity(created.id).await.expect("read").state.stage.as_str(), "qualified");
+}
