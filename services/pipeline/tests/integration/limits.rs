@@ -1,8 +1,9 @@
 //! Staying up under load: deadlines cancel database work, the concurrency
 //! limit sheds at once, oversized messages are refused. The database is
-//! made slow on purpose: on SQLite by holding the pool's only connection,
-//! so that requests wait for one; on PostgreSQL by holding a row lock, so
-//! that a request's transaction waits in the middle of its work.
+//! made slow on purpose: on SQLite by holding its write lock from a
+//! connection of the test's, so that writes wait for it; on PostgreSQL by
+//! holding a row lock, so that a request's transaction waits in the middle
+//! of its work.
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +11,7 @@ use funnel_pipeline::{ServeOptions, ServerLimits};
 use funnel_proto::v1 as pb;
 use funnel_store::{Store, StoreOptions};
 use funnel_testkit::{PIPELINE_SERVICE, TestDatabase, TestServer};
-use sea_orm::sqlx::{self, AssertSqlSafe, Connection, PgConnection};
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use sea_orm::sqlx::{self, AssertSqlSafe, Connection, PgConnection, SqliteConnection};
 use tonic::{Code, Request};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -22,7 +22,7 @@ use crate::support::{by, create, new_opportunity};
 /// How long after the client's deadline the server's has surely passed too.
 const SERVER_DEADLINE_MARGIN: Duration = Duration::from_millis(200);
 
-/// A store whose pool has one connection, which requests wait for up to 10 s.
+/// A store with one pooled reader besides its writer, which requests wait for up to 10 s.
 async fn store_with_one_connection(database: &TestDatabase) -> Store {
     let options = StoreOptions { max_connections: 1, acquire_timeout: Duration::from_secs(10) };
     let store = Store::connect(database.url(), &options).await.expect("connect");
@@ -30,9 +30,12 @@ async fn store_with_one_connection(database: &TestDatabase) -> Store {
     store
 }
 
-/// Takes the store's only connection until the transaction is dropped.
-async fn hold_the_connection(store: &Store) -> DatabaseTransaction {
-    store.connection().begin().await.expect("take the only connection")
+/// Holds the SQLite file's write lock until the connection is dropped, as
+/// another process writing would.
+async fn hold_the_write_lock(database: &TestDatabase) -> SqliteConnection {
+    let mut connection = SqliteConnection::connect(database.url()).await.expect("connect");
+    sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut connection).await.expect("take the write lock");
+    connection
 }
 
 fn with_limits(limits: ServerLimits) -> ServeOptions {
@@ -51,7 +54,7 @@ async fn a_client_deadline_cancels_the_database_work_it_interrupts() {
     let store = store_with_one_connection(&database).await;
     let server = TestServer::start_with(store.clone(), ServeOptions::default()).await;
     let mut client = server.client();
-    let held = hold_the_connection(&store).await;
+    let held = hold_the_write_lock(&database).await;
 
     let mut request = by("alice", new_opportunity("Deadline", "ana"));
     request.set_timeout(Duration::from_millis(300));
@@ -78,7 +81,7 @@ async fn a_request_running_past_the_server_limit_is_deadline_exceeded() {
     let limits = ServerLimits { request_timeout: Duration::from_millis(400), ..ServerLimits::default() };
     let server = TestServer::start_with(store.clone(), with_limits(limits)).await;
     let mut client = server.client();
-    let held = hold_the_connection(&store).await;
+    let held = hold_the_write_lock(&database).await;
 
     let started = Instant::now();
     let result = client.create_opportunity(by("alice", new_opportunity("Slow", "ana"))).await;
@@ -99,7 +102,7 @@ async fn requests_beyond_the_concurrency_limit_are_shed_at_once_and_health_still
     let store = store_with_one_connection(&database).await;
     let limits = ServerLimits { max_concurrent_requests: 2, ..ServerLimits::default() };
     let server = TestServer::start_with(store.clone(), with_limits(limits)).await;
-    let held = hold_the_connection(&store).await;
+    let held = hold_the_write_lock(&database).await;
 
     // Two writes wait for the connection and hold both permits; shed, they try again.
     let deadline = Instant::now() + Duration::from_secs(5);
