@@ -65,6 +65,19 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The backend a database URL names, if any.
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
 /// Pooled connections by default on PostgreSQL.
 pub const POSTGRES_MAX_CONNECTIONS: u32 = 16;
 
@@ -97,8 +110,10 @@ impl Default for StoreOptions {
 impl StoreOptions {
     /// The defaults for the database at `url`: fewer connections on SQLite.
     pub fn for_url(url: &str) -> Self {
-        let max_connections =
-            if url.starts_with("sqlite:") { SQLITE_MAX_CONNECTIONS } else { POSTGRES_MAX_CONNECTIONS };
+        let max_connections = match Backend::of_url(url) {
+            Some(Backend::Sqlite) => SQLITE_MAX_CONNECTIONS,
+            _ => POSTGRES_MAX_CONNECTIONS,
+        };
         Self { max_connections, ..Self::default() }
     }
 }
@@ -113,7 +128,8 @@ pub struct PoolUsage {
     pub max: u32,
 }
 
-/// A pool's settings: `max_connections` of them, all kept open in memory.
+/// A pool's settings: up to `max_connections`, and one always open for an
+/// in-memory database (it lives as long as its connection).
 fn connect_options(url: &str, max_connections: u32, in_memory: bool, options: &StoreOptions) -> ConnectOptions {
     let mut connect_options = ConnectOptions::new(url.to_owned());
     connect_options
@@ -164,11 +180,7 @@ impl Store {
     /// Connects to `url` (`sqlite://file.db?mode=rwc`, `sqlite::memory:` or
     /// `postgres://...`). Does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self> {
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else {
+        let Some(backend) = Backend::of_url(url) else {
             return Err(StoreError::Domain(funnel_domain::DomainError::invalid(
                 "database_url",
                 format!("{url:?} is neither sqlite: nor postgres://"),
@@ -275,7 +287,13 @@ impl Store {
             },
             Backend::Postgres => TransactionOptions::default(),
         };
-        Ok(self.sqlite_write_db.as_ref().unwrap_or(&self.db).begin_with_options(options).await?)
+        Ok(self.write_connection().begin_with_options(options).await?)
+    }
+
+    /// Where writes go: a SQLite file's own writer connection, else the pool.
+    /// Call it holding [`Store::write_lock`].
+    pub(crate) fn write_connection(&self) -> &DatabaseConnection {
+        self.sqlite_write_db.as_ref().unwrap_or(&self.db)
     }
 
     /// Held for the duration of every write transaction on SQLite; a no-op on

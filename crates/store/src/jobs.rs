@@ -164,7 +164,7 @@ impl Store {
             .col_expr(job::Column::Attempts, Expr::col(job::Column::Attempts).add(1))
             .filter(job::Column::Id.eq(id))
             .filter(job::Column::State.eq(JobState::Queued.as_str()))
-            .exec(&self.db)
+            .exec(self.write_connection())
             .await?;
         drop(_writer);
         if claimed.rows_affected != 1 {
@@ -188,13 +188,13 @@ impl Store {
             .col_expr(lease::Column::ExpiresAt, Expr::value(to_micros(now) + lease_for.as_micros() as i64))
             .filter(lease::Column::Pipeline.eq(pipeline.as_str()))
             .filter(lease::Column::Holder.eq(worker))
-            .exec(&self.db)
+            .exec(self.write_connection())
             .await?;
         job::Entity::update_many()
             .col_expr(job::Column::HeartbeatAt, Expr::value(to_micros(now)))
             .filter(job::Column::Id.eq(id))
             .filter(job::Column::Worker.eq(worker))
-            .exec(&self.db)
+            .exec(self.write_connection())
             .await?;
         Ok(renewed.rows_affected == 1)
     }
@@ -202,7 +202,7 @@ impl Store {
     /// Finishes a job that produced no model (too little data, or a failure).
     pub async fn finish_job_without_model(&self, id: Uuid, state: JobState, message: &str) -> Result<()> {
         let _writer = self.write_lock().await;
-        finish_job(&self.db, id, state, None, message).await
+        finish_job(self.write_connection(), id, state, None, message).await
     }
 
     /// Takes the training lease of a pipeline if it is free, expired or ours.
@@ -249,7 +249,7 @@ impl Store {
         lease::Entity::delete_many()
             .filter(lease::Column::Pipeline.eq(pipeline.as_str()))
             .filter(lease::Column::Holder.eq(worker))
-            .exec(&self.db)
+            .exec(self.write_connection())
             .await?;
         Ok(())
     }
@@ -278,7 +278,7 @@ impl Store {
                 .col_expr(job::Column::FinishedAt, Expr::value((state == JobState::Failed).then_some(now)))
                 .filter(job::Column::Id.eq(stale.id))
                 .filter(job::Column::State.eq(JobState::Running.as_str()))
-                .exec(&self.db)
+                .exec(self.write_connection())
                 .await?;
         }
         Ok(())

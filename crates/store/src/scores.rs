@@ -178,7 +178,7 @@ impl Store {
                 [to_micros(before).into(), i64::try_from(batch).unwrap_or(i64::MAX).into()],
             );
             let _writer = self.write_lock().await;
-            let gone = self.db.execute_raw(statement).await?.rows_affected();
+            let gone = self.write_connection().execute_raw(statement).await?.rows_affected();
             pruned.deleted += gone;
             if gone < batch {
                 pruned.finished = true;
@@ -191,23 +191,22 @@ impl Store {
     /// The current score of an opportunity, or the one recorded in force at
     /// `as_of`.
     pub async fn lead_score(&self, id: OpportunityId, as_of: Option<DateTime<Utc>>) -> Result<LeadScoreRecord> {
-        if as_of.is_none() {
+        let Some(as_of) = as_of else {
             return match current_score::Entity::find_by_id(id.uuid()).one(&self.db).await? {
                 Some(row) => from_current_row(row),
                 None => Err(StoreError::not_found("score for opportunity", id)),
             };
-        }
-        let mut query = score_history::Entity::find()
+        };
+        let recorded = score_history::Entity::find()
             .filter(score_history::Column::OpportunityId.eq(id.uuid()))
+            .filter(score_history::Column::ScoredAt.lte(to_micros(as_of)))
             .order_by_desc(score_history::Column::ScoredAt)
-            .order_by_desc(score_history::Column::Id);
-        if let Some(as_of) = as_of {
-            query = query.filter(score_history::Column::ScoredAt.lte(to_micros(as_of)));
-        }
-        match query.one(&self.db).await? {
+            .order_by_desc(score_history::Column::Id)
+            .one(&self.db)
+            .await?;
+        match recorded {
             Some(row) => from_history_row(row),
-            None if as_of.is_some() => Err(StoreError::not_found("score as of that time for opportunity", id)),
-            None => Err(StoreError::not_found("score for opportunity", id)),
+            None => Err(StoreError::not_found("score as of that time for opportunity", id)),
         }
     }
 

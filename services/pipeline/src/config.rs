@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use funnel_store::StoreOptions;
+use funnel_store::{Backend, StoreOptions};
 use funnel_telemetry::MetricsListen;
 
 use crate::limits::{self, ServerLimits};
@@ -93,7 +93,7 @@ impl Config {
         if self.max_message_bytes < 4096 {
             return Err(format!("max_message_bytes must be at least 4096, got {}", self.max_message_bytes));
         }
-        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
+        if Backend::of_url(&self.database_url).is_none() {
             return Err(format!("database_url {:?} is neither sqlite: nor postgres://", self.database_url));
         }
         Ok(())
