@@ -7,7 +7,7 @@ use sea_orm::{
     TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
 
 use crate::migration::Migrator;
 use crate::{Result, StoreError};
@@ -21,6 +21,9 @@ const MIGRATION_LOCK_KEY: i64 = 0x66_75_6e_6e_65_6c;
 /// times fewer, larger ones copy a page written many times once: B2
 /// 2,145-2,358 -> 2,252-2,533 tx/s, A/B minutes apart (issue 7).
 const SQLITE_WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+
+/// How long a SQLite connection waits for another process's write lock.
+pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A pooled connection idle at least this long is pinged before use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
@@ -41,7 +44,7 @@ async fn switch_to_wal(url: &str) -> Result<()> {
             StoreError::Domain(funnel_domain::DomainError::invalid("database_url", format!("{url:?}: {error}")))
         })?
         .journal_mode(SqliteJournalMode::Wal)
-        .busy_timeout(Duration::from_secs(5));
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
     let mut attempt = 1;
     loop {
         match SqliteConnection::connect_with(&options).await {
@@ -148,7 +151,7 @@ fn connect_options(url: &str, max_connections: u32, in_memory: bool, options: &S
             sqlite
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(5))
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
                 .pragma("wal_autocheckpoint", SQLITE_WAL_AUTOCHECKPOINT_PAGES.to_string())
         });
@@ -301,6 +304,14 @@ impl Store {
     pub(crate) async fn write_lock(&self) -> Option<MutexGuard<'_, ()>> {
         match &self.sqlite_writer {
             Some(mutex) => Some(mutex.lock().await),
+            None => None,
+        }
+    }
+
+    /// [`Store::write_lock`] for a task of its own to hold.
+    pub(crate) async fn write_lock_owned(&self) -> Option<OwnedMutexGuard<()>> {
+        match &self.sqlite_writer {
+            Some(mutex) => Some(mutex.clone().lock_owned().await),
             None => None,
         }
     }

@@ -245,18 +245,14 @@ impl Store {
             event,
             now: planned.now,
         };
-        // In a transaction although one call: a request dropped while the
-        // statement waits (a client's deadline) must roll it back, not leave
-        // it to commit on its own later.
-        let _writer = self.write_lock().await;
-        let txn = self.begin_write().await?;
-        match stage_write::write(&txn, id, write).await {
-            Ok(true) => {}
-            // The version moved on, or another writer appended the same sequence number first.
-            Ok(false) | Err(StoreError::AlreadyExists(_)) => return Err(lost_race(id)),
-            Err(other) => return Err(other),
+        if !stage_write::write(self, id, write).await.map_err(|error| match error {
+            // Another writer appended the same sequence number first.
+            StoreError::AlreadyExists(_) => lost_race(id),
+            other => other,
+        })? {
+            // The version moved on.
+            return Err(lost_race(id));
         }
-        txn.commit().await?;
         self.events_landed().await;
         Ok(planned.opportunity)
     }

@@ -14,7 +14,7 @@ use funnel_store::{Backend, Store, StoreOptions};
 use funnel_testkit::backends;
 use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 
-use crate::support::{command, new_opportunity, stage};
+use crate::support::{command, full_history, new_opportunity, stage};
 
 async fn one_number(store: &Store, sql: &str) -> i64 {
     let connection = store.connection();
@@ -118,4 +118,85 @@ async fn sqlite_writes_do_not_wait_for_a_reader() {
     let moved = command(Command::Move { to: stage("qualified") }, None, None);
     store.change_stage(created.id, moved).await.expect("a move after");
     assert_eq!(store.get_opportunity(created.id).await.expect("read").state.stage.as_str(), "qualified");
+}
+
+/// A move whose caller gives up at any point lands whole or not at all, and
+/// leaves no transaction open: on SQLite the writer connection runs the
+/// move's whole transaction as one call, which must not stop between its
+/// BEGIN and its COMMIT.
+#[tokio::test]
+async fn a_move_given_up_on_lands_whole_or_not_at_all() {
+    for database in backends().await {
+        println!("backend: {database}");
+        database.store().await;
+        let options = StoreOptions { max_connections: 1, ..StoreOptions::default() };
+        let store = Store::connect(database.url(), &options).await.expect("connect");
+        let created = store.create_opportunity(new_opportunity("moved", None)).await.expect("create");
+        let events_at_start = store.last_event_sequence().await.expect("sequence");
+
+        let (mut gave_up, mut landed) = (0, 0);
+        for round in 0..200u64 {
+            let before = store.get_opportunity(created.id).await.expect("get");
+            let to = if before.state.stage.as_str() == "qualified" { "prospect" } else { "qualified" };
+            let moved = command(Command::Move { to: stage(to) }, Some(before.version), None);
+            let patience = Duration::from_micros(round * 10);
+            match tokio::time::timeout(patience, store.change_stage(created.id, moved)).await {
+                Err(_) => gave_up += 1,
+                Ok(result) => {
+                    result.expect("a move given the time lands");
+                }
+            }
+            // The next write waits for a move still running on its own.
+            store.connection().execute_unprepared("SELECT 1").await.expect("a statement after");
+            let rename = funnel_store::OpportunityPatch { title: Some(format!("round {round}")), ..Default::default() };
+            let after = store.update_opportunity(created.id, rename, None).await.expect("a write after");
+            let history = full_history(&store, created.id).await;
+            // The rename is no stage change: versions count both.
+            if history.len() as i64 > before.state.sequence {
+                landed += 1;
+            }
+            assert_eq!(after.state.sequence, history.len() as i64, "round {round}: the state matches its history");
+        }
+        let history = full_history(&store, created.id).await;
+        let events = store.last_event_sequence().await.expect("sequence") - events_at_start;
+        assert_eq!(events, i64::try_from(history.len() - 1).expect("small") + 200, "one event per move and rename");
+        assert!(gave_up > 0 && landed > 0, "some moves given up ({gave_up}), some landed ({landed})");
+    }
+}
+
+/// On a SQLite file a move waits for another process's write lock as every
+/// write does, and one whose caller gives up while it waits writes nothing.
+#[tokio::test]
+async fn a_sqlite_move_waits_for_another_process_and_one_given_up_on_writes_nothing() {
+    use sea_orm::sqlx::{self, Connection, sqlite::SqliteConnection};
+
+    let database = funnel_testkit::TestDatabase::sqlite();
+    let store = database.store().await;
+    let created = store.create_opportunity(new_opportunity("waiting", None)).await.expect("create");
+    let hold_the_write_lock = || async {
+        let mut other = SqliteConnection::connect(database.url()).await.expect("another connection");
+        sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut other).await.expect("take the write lock");
+        other
+    };
+    let to_qualified = || command(Command::Move { to: stage("qualified") }, Some(1), None);
+
+    let held = hold_the_write_lock().await;
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(300), store.change_stage(created.id, to_qualified())).await;
+    assert!(gave_up.is_err(), "the move waits while another process writes");
+    drop(held);
+    let found = store.get_opportunity(created.id).await.expect("get");
+    assert_eq!((found.state.stage.as_str(), found.version), ("prospect", 1), "the move given up on wrote nothing");
+
+    let held = hold_the_write_lock().await;
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.change_stage(created.id, to_qualified()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the move waits for the lock");
+    drop(held);
+    let moved = waiting.await.expect("no panic").expect("the move lands once the lock is free");
+    assert_eq!((moved.state.stage.as_str(), moved.version), ("qualified", 2));
+    assert_eq!(full_history(&store, created.id).await.len(), 2);
 }
