@@ -12,6 +12,7 @@ mod history_reads;
 mod import;
 mod jobs;
 mod migration;
+mod migration_event_round;
 mod migration_events;
 mod migration_outbox;
 mod migration_score_changes;

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::migration_visits::AddStageVisits),
             Box::new(crate::migration_outbox::CreateEventOutbox),
             Box::new(crate::migration_score_changes::RecordScoreChanges),
+            Box::new(crate::migration_event_round::AddEventRoundFunction),
         ]
     }
 }

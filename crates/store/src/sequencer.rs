@@ -32,33 +32,15 @@ use crate::events::NewEvent;
 use crate::time::to_micros;
 use crate::{Backend, Result, Store, StoreError};
 
-/// One round, sent as one simple-query message so that it costs one round
-/// trip; the server runs it to its COMMIT even if the caller goes away.
-/// The table lock makes rounds of all processes run one at a time (and
-/// waits out a writer of an older version that still bumps the counter
-/// itself); reads of the counter go on. The second statement moves every
-/// committed pending event into `events`, numbered on from the counter in
-/// insertion order, advances the counter, and answers how many it moved
-/// (no row, and nothing written, when there were none). Every committed
-/// pending event is one that a writer has in flight or a stopped process
-/// left behind, so a round's size is bounded by the writes in flight, not
-/// by the data.
-const ROUND: &str = "BEGIN; \
-     LOCK TABLE event_counter IN EXCLUSIVE MODE; \
-     WITH moved AS ( \
-       DELETE FROM pending_events \
-       RETURNING id, event_type, pipeline, opportunity_id, payload, occurred_at, recorded_at), \
-     numbered AS ( \
-       SELECT (SELECT value FROM event_counter WHERE id = 1) + row_number() OVER (ORDER BY id) AS sequence, * \
-       FROM moved), \
-     inserted AS ( \
-       INSERT INTO events (sequence, event_type, pipeline, opportunity_id, payload, occurred_at, recorded_at) \
-       SELECT sequence, event_type, pipeline, opportunity_id, payload, occurred_at, recorded_at FROM numbered \
-       RETURNING 1), \
-     total AS (SELECT count(*) AS moved FROM inserted) \
-     UPDATE event_counter SET value = value + total.moved FROM total \
-     WHERE id = 1 AND total.moved > 0 RETURNING total.moved; \
-     COMMIT";
+/// One round (`migration_event_round.rs` has the function): one prepared
+/// statement and its own transaction, so one round trip, which the server
+/// runs to its commit even if the caller goes away. The counter's table
+/// lock makes rounds of all processes run one at a time (and waits out a
+/// writer of an older version that still bumps the counter itself); reads
+/// of the counter go on. Every committed pending event is one that a writer
+/// has in flight or a stopped process left behind, so a round's size is
+/// bounded by the writes in flight, not by the data.
+const ROUND: &str = "SELECT funnel_event_round() AS moved";
 
 /// Each event leaves a dead row in `pending_events`, and every round reads
 /// the whole table: after this many events a round vacuums it. Autovacuum
@@ -188,25 +170,11 @@ impl Store {
         if any { self.sequence_committed_events().await } else { Ok(()) }
     }
 
-    /// One round's transaction; returns how many events it numbered.
+    /// One round; returns how many events it numbered.
     async fn run_round(&self) -> Result<u64> {
-        let mut connection = self.db.get_postgres_connection_pool().acquire().await.map_err(sqlx_error)?;
-        let rows = match sqlx::raw_sql(ROUND).fetch_all(&mut *connection).await {
-            Ok(rows) => rows,
-            Err(error) => {
-                // A failed statement skips the rest of the message, COMMIT
-                // included: end the aborted transaction before the
-                // connection goes back to the pool, or drop the connection.
-                if sqlx::raw_sql("ROLLBACK").execute(&mut *connection).await.is_err() {
-                    connection.close_on_drop();
-                }
-                return Err(sqlx_error(error));
-            }
-        };
-        let mut moved = 0;
-        for row in rows {
-            moved += row.try_get::<i64, _>("moved").map_err(|error| StoreError::Internal(error.to_string()))?;
-        }
+        let pool = self.db.get_postgres_connection_pool();
+        let row = sqlx::query(ROUND).fetch_one(pool).await.map_err(sqlx_error)?;
+        let moved: i64 = row.try_get("moved").map_err(|error| StoreError::Internal(error.to_string()))?;
         Ok(u64::try_from(moved).unwrap_or(0))
     }
 }
