@@ -185,6 +185,8 @@ async fn a_sqlite_move_waits_for_another_process_and_one_given_up_on_writes_noth
         tokio::time::timeout(Duration::from_millis(300), store.change_stage(created.id, to_qualified())).await;
     assert!(gave_up.is_err(), "the move waits while another process writes");
     drop(held);
+    // Time for a move that went on waiting to land once the lock is free.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let found = store.get_opportunity(created.id).await.expect("get");
     assert_eq!((found.state.stage.as_str(), found.version), ("prospect", 1), "the move given up on wrote nothing");
 
