@@ -139,7 +139,9 @@ async fn a_move_given_up_on_lands_whole_or_not_at_all() {
             let before = store.get_opportunity(created.id).await.expect("get");
             let to = if before.state.stage.as_str() == "qualified" { "prospect" } else { "qualified" };
             let moved = command(Command::Move { to: stage(to) }, Some(before.version), None);
-            let patience = Duration::from_micros(round * 10);
+            // 0-2 ms cuts a move anywhere; the last rounds wait it out, so
+            // both outcomes occur however slow the machine.
+            let patience = if round < 190 { Duration::from_micros(round * 10) } else { Duration::from_secs(10) };
             match tokio::time::timeout(patience, store.change_stage(created.id, moved)).await {
                 Err(_) => gave_up += 1,
                 Ok(result) => {
