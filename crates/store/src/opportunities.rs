@@ -5,12 +5,10 @@ use funnel_domain::{
     DomainError, Money, OpportunityId, OpportunityState, PipelineDef, StageKey, Status, Transition, TransitionKind,
     apply, check_occurred_at, created, decide,
 };
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use crate::entity::{opportunity, pipeline, transition};
+use crate::entity::{opportunity, transition};
 use crate::events::{self, EventKind};
 use crate::model::{HistoryRow, NewOpportunity, Opportunity, OpportunityFilter, OpportunityPatch, Page, StageCommand};
 use crate::pipelines::{PipelineStamp, corrupt, load as load_pipeline};
@@ -265,7 +263,7 @@ impl Store {
         id: OpportunityId,
         command: &StageCommand,
     ) -> Result<PlannedChange> {
-        let (mut opportunity, furthest, stamp) = fetch_for_change(db, id).await?;
+        let (mut opportunity, furthest, stamp) = fetch_for_change(self, id).await?;
         check_version(&opportunity, command.expected_version)?;
         let pipeline = self.pipeline_def(db, opportunity.pipeline.as_str(), stamp).await?;
         let now = time::now();
@@ -332,27 +330,15 @@ pub(crate) async fn fetch(db: &impl ConnectionTrait, id: OpportunityId) -> Resul
 
 /// What a stage change reads, in one query: the opportunity, its stored
 /// furthest stage and its pipeline's stamp.
-async fn fetch_for_change(
-    db: &impl ConnectionTrait,
-    id: OpportunityId,
-) -> Result<(Opportunity, Option<String>, PipelineStamp)> {
-    let pipeline_of = opportunity::Entity::belongs_to(pipeline::Entity)
-        .from(opportunity::Column::Pipeline)
-        .to(pipeline::Column::Name)
-        .into();
-    let found = opportunity::Entity::find_by_id(id.uuid())
-        .join(JoinType::InnerJoin, pipeline_of)
-        .select_also(pipeline::Entity)
-        .one(db)
-        .await?;
-    match found {
-        Some((mut row, Some(pipeline_row))) => {
+async fn fetch_for_change(store: &Store, id: OpportunityId) -> Result<(Opportunity, Option<String>, PipelineStamp)> {
+    match opportunity_reads::for_change(store, id.uuid()).await? {
+        Some(found) => {
+            let mut row = found.row;
             let furthest = row.furthest_stage.take();
-            let stamp = PipelineStamp { version: pipeline_row.version, created_at: pipeline_row.created_at };
+            let stamp = PipelineStamp { version: found.pipeline_version, created_at: found.pipeline_created_at };
             Ok((from_row(row)?, furthest, stamp))
         }
-        // The foreign key makes a missing pipeline impossible.
-        Some((_, None)) | None => Err(StoreError::not_found("opportunity", id)),
+        None => Err(StoreError::not_found("opportunity", id)),
     }
 }
 

@@ -1,5 +1,5 @@
-//! The hot reads of opportunities (`GetOpportunity`, `ListOpportunities`)
-//! straight through sqlx, on the pool sea-orm manages. Through sea-orm, each
+//! The hot reads of opportunities (`GetOpportunity`, `ListOpportunities`,
+//! the read that plans a stage change) straight through sqlx, on the pool sea-orm manages. Through sea-orm, each
 //! call rebuilt the statement, moved ~15 KB futures around and looked every
 //! column of every row up by a freshly formatted name: ~5x the instructions
 //! of the query itself (issue 7, B3). Same SQL shape, same rows, decoded by
@@ -25,11 +25,45 @@ const SELECT: &str = concat!("SELECT ", columns!(), " FROM opportunities");
 const BY_ID_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM opportunities WHERE id = $1");
 const BY_ID_SQLITE: &str = concat!("SELECT ", columns!(), " FROM opportunities WHERE id = ?");
 
+/// The row with its pipeline's stamp (the pipeline's foreign key makes the
+/// join find it).
+macro_rules! for_change {
+    ($placeholder:literal) => {
+        concat!(
+            "SELECT o.*, p.version, p.created_at FROM (SELECT ",
+            columns!(),
+            " FROM opportunities WHERE id = ",
+            $placeholder,
+            ") o JOIN pipelines p ON p.name = o.pipeline"
+        )
+    };
+}
+const FOR_CHANGE_POSTGRES: &str = for_change!("$1");
+const FOR_CHANGE_SQLITE: &str = for_change!("?");
+
+/// An opportunity's row with its pipeline's version and creation time.
+pub(crate) struct ForChange {
+    pub row: opportunity::Model,
+    pub pipeline_version: i64,
+    pub pipeline_created_at: i64,
+}
+
 /// The row of `id`, if any.
 pub(crate) async fn by_id(store: &Store, id: Uuid) -> Result<Option<opportunity::Model>> {
     let sql = match store.backend() {
         Backend::Postgres => BY_ID_POSTGRES,
         Backend::Sqlite => BY_ID_SQLITE,
+    };
+    let mut rows = raw::fetch(store, sql.to_owned(), vec![Bind::Uuid(id)]).await?;
+    Ok(rows.pop())
+}
+
+/// The row of `id` and its pipeline's stamp, if any: what a stage change
+/// reads before it decides.
+pub(crate) async fn for_change(store: &Store, id: Uuid) -> Result<Option<ForChange>> {
+    let sql = match store.backend() {
+        Backend::Postgres => FOR_CHANGE_POSTGRES,
+        Backend::Sqlite => FOR_CHANGE_SQLITE,
     };
     let mut rows = raw::fetch(store, sql.to_owned(), vec![Bind::Uuid(id)]).await?;
     Ok(rows.pop())
@@ -103,6 +137,19 @@ impl Positional for opportunity::Model {
             updated_at: row.try_get(20)?,
             request_id: row.try_get(21)?,
             furthest_stage: row.try_get(22)?,
+        })
+    });
+}
+
+/// One row of [`FOR_CHANGE_POSTGRES`]: the opportunity's columns, then the stamp.
+impl Positional for ForChange {
+    const WHAT: &'static str = "an opportunity row with its pipeline's stamp";
+
+    positional_decode!(|row| {
+        Ok(ForChange {
+            row: <opportunity::Model as Positional>::decode(row)?,
+            pipeline_version: row.try_get(23)?,
+            pipeline_created_at: row.try_get(24)?,
         })
     });
 }
