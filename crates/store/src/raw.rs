@@ -117,7 +117,7 @@ fn acquire_error(error: sqlx::Error) -> StoreError {
     StoreError::from(error)
 }
 
-fn query_error(error: sqlx::Error) -> StoreError {
+pub(crate) fn query_error(error: sqlx::Error) -> StoreError {
     StoreError::from(DbErr::Query(RuntimeErr::SqlxError(Arc::new(error))))
 }
 
