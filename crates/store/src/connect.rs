@@ -7,7 +7,7 @@ use sea_orm::{
     TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
-use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::migration::Migrator;
 use crate::{Result, StoreError};
@@ -300,16 +300,9 @@ impl Store {
     }
 
     /// Held for the duration of every write transaction on SQLite; a no-op on
-    /// PostgreSQL, whose row locks and version checks do the job.
-    pub(crate) async fn write_lock(&self) -> Option<MutexGuard<'_, ()>> {
-        match &self.sqlite_writer {
-            Some(mutex) => Some(mutex.lock().await),
-            None => None,
-        }
-    }
-
-    /// [`Store::write_lock`] for a task of its own to hold.
-    pub(crate) async fn write_lock_owned(&self) -> Option<OwnedMutexGuard<()>> {
+    /// PostgreSQL, whose row locks and version checks do the job. Owned, so
+    /// that a task of its own can hold it (a SQLite move's write).
+    pub(crate) async fn write_lock(&self) -> Option<OwnedMutexGuard<()>> {
         match &self.sqlite_writer {
             Some(mutex) => Some(mutex.clone().lock_owned().await),
             None => None,

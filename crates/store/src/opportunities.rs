@@ -232,7 +232,7 @@ impl Store {
     async fn try_change_stage(&self, id: OpportunityId, command: &StageCommand) -> Result<Opportunity> {
         // Reads outside the transaction (on SQLite, outside the single
         // writer's lock too); one conditional call writes.
-        let planned = self.plan_change(&self.db, id, command).await?;
+        let planned = self.plan_change(id, command).await?;
         let event = events::new::stage_changed(&planned.opportunity, &planned.row);
         let write = StageWrite {
             opportunity: &planned.opportunity,
@@ -243,13 +243,11 @@ impl Store {
             event,
             now: planned.now,
         };
-        if !stage_write::write(self, id, write).await.map_err(|error| match error {
-            // Another writer appended the same sequence number first.
-            StoreError::AlreadyExists(_) => lost_race(id),
-            other => other,
-        })? {
-            // The version moved on.
-            return Err(lost_race(id));
+        match stage_write::write(self, id, write).await {
+            Ok(true) => {}
+            // The version moved on, or another writer appended the same sequence number first.
+            Ok(false) | Err(StoreError::AlreadyExists(_)) => return Err(lost_race(id)),
+            Err(other) => return Err(other),
         }
         self.events_landed().await;
         Ok(planned.opportunity)
@@ -257,15 +255,10 @@ impl Store {
 
     /// Reads an opportunity and decides a stage change: the opportunity as
     /// it will be, and what to write.
-    async fn plan_change(
-        &self,
-        db: &impl ConnectionTrait,
-        id: OpportunityId,
-        command: &StageCommand,
-    ) -> Result<PlannedChange> {
+    async fn plan_change(&self, id: OpportunityId, command: &StageCommand) -> Result<PlannedChange> {
         let (mut opportunity, furthest, stamp) = fetch_for_change(self, id).await?;
         check_version(&opportunity, command.expected_version)?;
-        let pipeline = self.pipeline_def(db, opportunity.pipeline.as_str(), stamp).await?;
+        let pipeline = self.pipeline_def(&self.db, opportunity.pipeline.as_str(), stamp).await?;
         let now = time::now();
         let occurred_at =
             command.occurred_at.map(time::truncate).unwrap_or_else(|| now.max(opportunity.state.last_change_at));

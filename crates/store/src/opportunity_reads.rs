@@ -1,9 +1,10 @@
 //! The hot reads of opportunities (`GetOpportunity`, `ListOpportunities`,
-//! the read that plans a stage change) straight through sqlx, on the pool sea-orm manages. Through sea-orm, each
-//! call rebuilt the statement, moved ~15 KB futures around and looked every
-//! column of every row up by a freshly formatted name: ~5x the instructions
-//! of the query itself (issue 7, B3). Same SQL shape, same rows, decoded by
-//! position into the entity's `Model`.
+//! the read that plans a stage change) straight through sqlx, on the pool
+//! sea-orm manages. Through sea-orm, each call rebuilt the statement, moved
+//! ~15 KB futures around and looked every column of every row up by a
+//! freshly formatted name: ~5x the instructions of the query itself (issue
+//! 7, B3). Same SQL shape, same rows, decoded by position into the entity's
+//! `Model`.
 
 use uuid::Uuid;
 

@@ -131,7 +131,7 @@ async fn write_postgres(store: &Store, values: Vec<Value>) -> Result<bool> {
 /// taken. Waiting for another process's write lock is left to a
 /// transaction of the usual kind, which a dropped request rolls back.
 async fn write_sqlite(store: &Store, values: Vec<Value>) -> Result<bool> {
-    let writer = store.write_lock_owned().await;
+    let writer = store.write_lock().await;
     let db = store.write_connection().clone();
     let statement =
         Statement::from_sql_and_values(DbBackend::Sqlite, CHANGE_STAGE_SQLITE_ALONE.as_str(), values.clone());
