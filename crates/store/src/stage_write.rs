@@ -1,9 +1,10 @@
 //! A stage change's writes in one call: the opportunity's conditional
 //! UPDATE, its history row and its event, written only when the UPDATE
 //! matched. On PostgreSQL, one statement of data-modifying CTEs leaves the
-//! event pending: three round trips with BEGIN and COMMIT, where three
-//! statements made five (issue 7, B1). The reads before it need no
-//! transaction: the UPDATE is conditioned on the version read.
+//! event pending, and runs as its own transaction unless it would wait for
+//! a row lock (see [`write_postgres`]): one round trip, where BEGIN, three
+//! statements and COMMIT made five (issue 7, B1). The reads before it need
+//! no transaction: the UPDATE is conditioned on the version read.
 //!
 //! SQLite has no data-modifying CTEs; there the four statements (the event
 //! numbered from `event_counter`) go as one multi-statement call, each after
@@ -25,11 +26,13 @@ use crate::model::Opportunity;
 use crate::time::to_micros;
 use crate::{Backend, Result, Store, StoreError, raw};
 
-const CHANGE_STAGE: &str = "WITH updated AS ( \
+/// The change for PostgreSQL; `{lock}` is how the row lock is taken.
+const CHANGE_STAGE: &str = "WITH locked AS (SELECT id FROM opportunities WHERE id = $1 AND version = $2 {lock}), \
+     updated AS ( \
        UPDATE opportunities SET stage = $3, status = $4, stage_entered_at = $5, closed_at = $6, leak_reason = $7, \
          last_change_at = $8, previous_stage = $9, sequence = $10, version = $11, updated_at = $12, \
          furthest_stage = $13 \
-       WHERE id = $1 AND version = $2 RETURNING id), \
+       WHERE id = (SELECT id FROM locked) AND version = $2 RETURNING id), \
      history AS ( \
        INSERT INTO transitions (opportunity_id, sequence, from_stage, to_stage, from_status, to_status, kind, \
          occurred_at, recorded_at, actor, reason, note, previous_at) \
@@ -38,6 +41,16 @@ const CHANGE_STAGE: &str = "WITH updated AS ( \
        INSERT INTO pending_events (event_type, pipeline, opportunity_id, payload, occurred_at, recorded_at) \
        SELECT $26, $27, id, $28, $29, $30 FROM updated) \
      SELECT count(*) AS changed FROM updated";
+
+/// Fails at once (`lock_not_available`) when another transaction holds the
+/// row, so it never waits outside a transaction.
+static CHANGE_STAGE_AT_ONCE: LazyLock<String> = LazyLock::new(|| CHANGE_STAGE.replace("{lock}", "FOR UPDATE NOWAIT"));
+
+/// Waits for the row, inside a transaction.
+static CHANGE_STAGE_WAITING: LazyLock<String> = LazyLock::new(|| CHANGE_STAGE.replace("{lock}", "FOR UPDATE"));
+
+/// PostgreSQL's `lock_not_available`, what NOWAIT fails with.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 /// `changes()` is the row count of the statement before: each statement
 /// runs only if the one before it wrote its row, so it is all four or none;
@@ -98,29 +111,55 @@ pub(crate) async fn write(store: &Store, id: OpportunityId, change: StageWrite<'
     }
 }
 
-/// In a transaction although one statement: a request dropped while the
-/// statement waits (on a row lock, past a client's deadline) must roll it
-/// back, not leave it to commit on its own later. Straight through sqlx, as
-/// the read before it: sea-orm's transaction and statement wrappers are
-/// service CPU on every move (B1 2,140-2,270 -> 2,189-2,389 tx/s in two A/B
-/// runs, about the noise; issue 7).
+/// One statement, its own transaction: BEGIN and COMMIT were two of the
+/// move's four round trips (issue 7, B1: 1,553-1,786 -> 1,825-2,237 tx/s,
+/// ratio 0.50-0.53 -> 0.55-0.61, in two A/B runs).
+/// A request dropped while the statement runs cannot stop it, as one
+/// dropped while COMMIT is on its way cannot; what must not happen is a
+/// statement left waiting for a lock, past a client's deadline, to commit
+/// on its own later. So it takes the row lock without waiting, and when
+/// another transaction holds the row, the change waits inside a
+/// transaction of its own, which a dropped request rolls back.
+///
+/// Straight through sqlx, as the read before it: sea-orm's transaction and
+/// statement wrappers are service CPU on every move.
 async fn write_postgres(store: &Store, values: Vec<Value>) -> Result<bool> {
-    let mut txn = store.db.get_postgres_connection_pool().begin().await.map_err(raw::execute_error)?;
-    let mut query = sqlx::query(CHANGE_STAGE);
+    let pool = store.db.get_postgres_connection_pool();
+    let at_once = postgres_change(&CHANGE_STAGE_AT_ONCE, &values)?;
+    match at_once.fetch_one(pool).await.and_then(|row| changed(&row)) {
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => {}
+        Err(error) => return Err(raw::execute_error(error)),
+        Ok(changed) => return Ok(changed),
+    }
+    let waiting = postgres_change(&CHANGE_STAGE_WAITING, &values)?;
+    let mut txn = pool.begin().await.map_err(raw::execute_error)?;
+    let changed = waiting.fetch_one(&mut *txn).await.and_then(|row| changed(&row)).map_err(raw::query_error)?;
+    if changed {
+        txn.commit().await.map_err(raw::query_error)?;
+    }
+    Ok(changed)
+}
+
+type PgQuery<'v> = sqlx::query::Query<'v, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// A PostgreSQL form of the change with its values bound, borrowed: the
+/// form that waits may need them too.
+fn postgres_change<'v>(sql: &'static str, values: &'v [Value]) -> Result<PgQuery<'v>> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for value in values {
         query = match value {
-            Value::BigInt(value) => query.bind(value),
-            Value::String(value) => query.bind(value),
-            Value::Uuid(value) => query.bind(value),
+            Value::BigInt(value) => query.bind(*value),
+            Value::String(value) => query.bind(value.as_deref()),
+            Value::Uuid(value) => query.bind(*value),
             other => return Err(StoreError::Internal(format!("a stage change cannot bind {other:?}"))),
         };
     }
-    let row = query.fetch_one(&mut *txn).await.map_err(raw::query_error)?;
-    let changed: i64 = row.try_get(0).map_err(|error| StoreError::Internal(format!("the stage change: {error}")))?;
-    if changed == 1 {
-        txn.commit().await.map_err(raw::query_error)?;
-    }
-    Ok(changed == 1)
+    Ok(query)
+}
+
+/// Whether the change's answer says it changed the row.
+fn changed(row: &sqlx::postgres::PgRow) -> Result<bool, sqlx::Error> {
+    Ok(row.try_get::<i64, _>(0)? == 1)
 }
 
 /// The whole transaction as one call: a call is a hand-over to the

@@ -143,3 +143,50 @@ async fn two_processes(database: &TestDatabase, title: &str) -> (Store, Store, O
     let created = first.create_opportunity(new_opportunity(title, None)).await.expect("create");
     (first, second, created)
 }
+
+/// A move takes the row without waiting when it can; when another
+/// transaction holds the row, it waits for it (inside a transaction of its
+/// own) and then lands, or is a conflict if the holder changed the row
+/// since the version the move was made for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_move_waits_for_a_row_another_transaction_holds() {
+    use sea_orm::sqlx::{self, AssertSqlSafe, Connection, postgres::PgConnection};
+
+    let Some(database) = TestDatabase::postgres().await else {
+        eprintln!("skipped: FUNNEL_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let store = database.store().await;
+    for holder_changes_the_row in [false, true] {
+        let created = store.create_opportunity(new_opportunity("held", None)).await.expect("create");
+        let mut other = PgConnection::connect(database.url()).await.expect("a second session");
+        let hold = if holder_changes_the_row {
+            format!("BEGIN; UPDATE opportunities SET version = version + 1 WHERE id = '{}'", created.id)
+        } else {
+            format!("BEGIN; SELECT 1 FROM opportunities WHERE id = '{}' FOR UPDATE", created.id)
+        };
+        sqlx::raw_sql(AssertSqlSafe(hold)).execute(&mut other).await.expect("hold the row");
+
+        let mover = store.clone();
+        let (id, version) = (created.id, created.version);
+        let moving = tokio::spawn(async move {
+            mover.change_stage(id, command(Command::Move { to: stage("qualified") }, Some(version), None)).await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!moving.is_finished(), "the move waits for the row instead of failing");
+        assert_eq!(full_history(&store, created.id).await.len(), 1, "nothing is written while it waits");
+
+        sqlx::raw_sql("COMMIT").execute(&mut other).await.expect("release the row");
+        other.close().await.expect("close");
+        let outcome = moving.await.expect("no panic");
+        let history = full_history(&store, created.id).await;
+        if holder_changes_the_row {
+            assert!(matches!(outcome, Err(StoreError::Conflict(_))), "{outcome:?}");
+            assert_eq!(history.len(), 1, "a lost race writes nothing");
+        } else {
+            let moved = outcome.expect("the move lands once the row is free");
+            assert_eq!((moved.state.stage.as_str(), moved.version), ("qualified", created.version + 1));
+            assert_eq!(history.len(), 2, "the move's history row");
+        }
+    }
+}
