@@ -195,27 +195,18 @@ impl Store {
         }
         txn.commit().await?;
         if any {
-            self.events_landed().await;
+            self.events_landed();
         }
         Ok(())
     }
 
     /// After a commit that wrote events: on SQLite they are numbered
-    /// already and this process's watchers are woken; on PostgreSQL they
-    /// are numbered first (which wakes them).
-    pub(crate) async fn events_landed(&self) {
+    /// already and this process's watchers are woken; on PostgreSQL a round
+    /// numbers them in the background (and wakes them).
+    pub(crate) fn events_landed(&self) {
         match self.backend() {
             Backend::Sqlite => self.event_signal.send_modify(|commits| *commits = commits.wrapping_add(1)),
-            Backend::Postgres => self.events_committed().await,
-        }
-    }
-
-    /// After a commit that left events pending (PostgreSQL): returns once
-    /// they are numbered. A failure is logged, not returned: the change and
-    /// its events are committed, and the next round numbers them.
-    pub(crate) async fn events_committed(&self) {
-        if let Err(error) = self.sequence_committed_events().await {
-            tracing::warn!(%error, "events committed but not numbered yet");
+            Backend::Postgres => self.ask_for_round(),
         }
     }
 
@@ -225,8 +216,10 @@ impl Store {
         self.event_signal.subscribe()
     }
 
-    /// The latest sequence number handed out (0 before the first event).
+    /// The latest sequence number handed out (0 before the first event),
+    /// once every event committed before the call is numbered.
     pub async fn last_event_sequence(&self) -> Result<i64> {
+        self.number_pending_events().await?;
         let statement =
             Statement::from_string(self.db.get_database_backend(), "SELECT value FROM event_counter WHERE id = 1");
         let Some(row) = self.db.query_one_raw(statement).await? else {
@@ -236,8 +229,10 @@ impl Store {
     }
 
     /// Up to `limit` events after sequence `after` matching `filter`, in
-    /// sequence order.
+    /// sequence order, once every event committed before the call is
+    /// numbered.
     pub async fn events_after(&self, after: i64, filter: &EventFilter, limit: u64) -> Result<Vec<EventRecord>> {
+        self.number_pending_events().await?;
         let mut query = event::Entity::find()
             .filter(event::Column::Sequence.gt(after))
             .order_by_asc(event::Column::Sequence)

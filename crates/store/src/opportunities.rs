@@ -249,7 +249,7 @@ impl Store {
             Ok(false) | Err(StoreError::AlreadyExists(_)) => return Err(lost_race(id)),
             Err(other) => return Err(other),
         }
-        self.events_landed().await;
+        self.events_landed();
         Ok(planned.opportunity)
     }
 

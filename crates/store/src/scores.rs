@@ -128,7 +128,7 @@ impl Store {
         if self.backend() == Backend::Postgres {
             let events = crate::events::new::scores_changed(scores);
             score_writes::write(self, scores, &events).await?;
-            self.events_landed().await;
+            self.events_landed();
             return Ok(());
         }
         let _writer = self.write_lock().await;

@@ -114,13 +114,9 @@ async fn feed(
                     tokio::time::sleep(POLL_INTERVAL).await;
                 }
             }
-            () = tokio::time::sleep(POLL_INTERVAL) => {
-                // A writer that stopped between its commit and numbering its
-                // events (PostgreSQL) leaves them to whoever looks next.
-                if let Err(error) = store.number_pending_events().await {
-                    tracing::warn!(%error, "numbering pending events failed; retrying at the next poll");
-                }
-            }
+            // The next read numbers what other processes committed
+            // (PostgreSQL), as every read of the feed does.
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
         }
     }
 }
