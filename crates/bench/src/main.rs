@@ -92,9 +92,6 @@ async fn main() -> anyhow::Result<()> {
         Which::B8(settings) => (settings, vec!["b8"]),
     };
     let cpus_online = std::thread::available_parallelism().map(|count| count.get()).unwrap_or(0);
-    if let Some(cpus) = settings.client_cpus() {
-        system::pin_self(&cpus)?;
-    }
     let which: Vec<&str> = if settings.only.is_empty() {
         which
     } else {
@@ -103,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
     let mut bench = Bench::new(settings);
     let load_before = system::load_average();
     for id in which {
+        bench.pin_for(id).await?;
         let outcome = match id {
             "b1" => online::b1(&mut bench).await,
             "b2" => online::b2(&mut bench).await,
@@ -150,7 +148,12 @@ fn context_lines(settings: &Settings, load_before: &str, cpus_online: usize) -> 
             if settings.no_pin {
                 "none".to_owned()
             } else {
-                "load generator and pgbench on CPU 0, funnel-pipeline on CPU 1 (taskset); PostgreSQL and the scorer unpinned".to_owned()
+                format!(
+                    "load generator and pgbench on CPU 0, funnel-pipeline on CPU 1 (taskset), except {} (nothing \
+                     pinned: there the service shares CPU 1 with PostgreSQL's backends while CPU 0 idles); \
+                     PostgreSQL and the scorer unpinned",
+                    context::UNPINNED.map(str::to_uppercase).join(", ")
+                )
             },
         ),
         line(

@@ -78,7 +78,7 @@ fn pgbench(bench: &Bench, loaded: &Loaded) -> Pgbench {
         clients: bench.settings.concurrency,
         seconds: bench.settings.seconds,
         ids: loaded.ids,
-        cpus: bench.settings.client_cpus(),
+        cpus: bench.client_cpus(),
     }
 }
 
