@@ -116,7 +116,7 @@ pub async fn b1(bench: &mut Bench) -> anyhow::Result<()> {
     );
     bench.note(
         "load generator CPU during B1",
-        format!("{:.0}% of one core (median; pinned to CPU 0 unless --no-pin)", median(&client_cpu) * 100.0),
+        format!("{:.0}% of one core (median; B1 runs unpinned)", median(&client_cpu) * 100.0),
     );
     Ok(())
 }
