@@ -158,9 +158,12 @@ impl Store {
         if sequencer.finished.load(Ordering::SeqCst) >= wanted {
             return Ok(());
         }
-        // Before the round reads: a commit after this asks for another.
-        sequencer.asked.store(false, Ordering::SeqCst);
         let round = sequencer.started.fetch_add(1, Ordering::SeqCst) + 1;
+        // Cleared after the count: a writer's task that returns because this
+        // round covers it read the count before it moved, so asked before
+        // this clear, which clears its ask too. Writers that ask later are
+        // covered by this round (it has not read yet) or start the next.
+        sequencer.asked.store(false, Ordering::SeqCst);
         let moved = self.run_round().await?;
         sequencer.finished.store(round, Ordering::SeqCst);
         if moved > 0 {

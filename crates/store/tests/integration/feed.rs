@@ -46,7 +46,7 @@ async fn concurrent_writers_get_gap_free_numbers_in_each_opportunitys_order() {
             ids.push(writer.await.expect("no panic").expect("every write succeeds"));
         }
 
-        // Every write has returned, so every event is numbered and readable.
+        // Every write has returned, so every event is committed, and reading numbers it.
         let events = all_events_after(&store, before).await;
         let expected = (WRITERS * (1 + MOVES_PER_WRITER)) as i64;
         let sequences: Vec<i64> = events.iter().map(|event| event.sequence).collect();
@@ -72,6 +72,45 @@ async fn concurrent_writers_get_gap_free_numbers_in_each_opportunitys_order() {
             assert_eq!(pending_count(&store).await, 0, "nothing left unnumbered");
         }
     }
+}
+
+/// Writers do not wait for their events' round, but ask for one: with
+/// nobody reading the feed, every event still gets its number soon after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_writes_are_numbered_without_a_reader() {
+    let Some(database) = TestDatabase::postgres().await else {
+        eprintln!("skipped: FUNNEL_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let store = database.store().await;
+    let before = store.last_event_sequence().await.expect("last sequence");
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            let created = store.create_opportunity(new_opportunity(&format!("unread {writer}"), None)).await?;
+            for step in 0..MOVES_PER_WRITER {
+                let to = if step % 2 == 0 { "qualified" } else { "prospect" };
+                store.change_stage(created.id, command(Command::Move { to: stage(to) }, None, None)).await?;
+            }
+            Ok::<(), funnel_store::StoreError>(())
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("no panic").expect("every write succeeds");
+    }
+    let expected = before + (WRITERS * (1 + MOVES_PER_WRITER)) as i64;
+    let counter = Statement::from_string(DbBackend::Postgres, "SELECT value FROM event_counter WHERE id = 1");
+    let mut numbered = 0;
+    for _ in 0..200 {
+        let row = store.connection().query_one_raw(counter.clone()).await.expect("read").expect("a row");
+        numbered = row.try_get::<i64>("", "value").expect("the counter");
+        if numbered == expected && pending_count(&store).await == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("after 10 s the counter is at {numbered} of {expected}, {} pending", pending_count(&store).await);
 }
 
 /// What a writer that committed and then stopped leaves behind.
