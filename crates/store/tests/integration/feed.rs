@@ -17,6 +17,29 @@ async fn all_events_after(store: &Store, after: i64) -> Vec<EventRecord> {
     store.events_after(after, &EventFilter::default(), 10_000).await.expect("read the feed")
 }
 
+/// [`WRITERS`] at once each create an opportunity and move it
+/// [`MOVES_PER_WRITER`] times; the opportunities' ids.
+async fn write_concurrently(store: &Store, title: &str) -> Vec<OpportunityId> {
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let store = store.clone();
+        let title = format!("{title} {writer}");
+        writers.push(tokio::spawn(async move {
+            let created = store.create_opportunity(new_opportunity(&title, None)).await?;
+            for step in 0..MOVES_PER_WRITER {
+                let to = if step % 2 == 0 { "qualified" } else { "prospect" };
+                store.change_stage(created.id, command(Command::Move { to: stage(to) }, None, None)).await?;
+            }
+            Ok::<OpportunityId, funnel_store::StoreError>(created.id)
+        }));
+    }
+    let mut ids = Vec::new();
+    for writer in writers {
+        ids.push(writer.await.expect("no panic").expect("every write succeeds"));
+    }
+    ids
+}
+
 async fn pending_count(store: &Store) -> i64 {
     let count = Statement::from_string(DbBackend::Postgres, "SELECT count(*) AS pending FROM pending_events");
     let row = store.connection().query_one_raw(count).await.expect("count pending events").expect("one row");
@@ -29,22 +52,7 @@ async fn concurrent_writers_get_gap_free_numbers_in_each_opportunitys_order() {
         println!("backend: {database}");
         let store = database.store().await;
         let before = store.last_event_sequence().await.expect("last sequence");
-        let mut writers = Vec::new();
-        for writer in 0..WRITERS {
-            let store = store.clone();
-            writers.push(tokio::spawn(async move {
-                let created = store.create_opportunity(new_opportunity(&format!("feed {writer}"), None)).await?;
-                for step in 0..MOVES_PER_WRITER {
-                    let to = if step % 2 == 0 { "qualified" } else { "prospect" };
-                    store.change_stage(created.id, command(Command::Move { to: stage(to) }, None, None)).await?;
-                }
-                Ok::<OpportunityId, funnel_store::StoreError>(created.id)
-            }));
-        }
-        let mut ids = Vec::new();
-        for writer in writers {
-            ids.push(writer.await.expect("no panic").expect("every write succeeds"));
-        }
+        let ids = write_concurrently(&store, "feed").await;
 
         // Every write has returned, so every event is committed, and reading numbers it.
         let events = all_events_after(&store, before).await;
@@ -84,21 +92,7 @@ async fn on_postgres_writes_are_numbered_without_a_reader() {
     };
     let store = database.store().await;
     let before = store.last_event_sequence().await.expect("last sequence");
-    let mut writers = Vec::new();
-    for writer in 0..WRITERS {
-        let store = store.clone();
-        writers.push(tokio::spawn(async move {
-            let created = store.create_opportunity(new_opportunity(&format!("unread {writer}"), None)).await?;
-            for step in 0..MOVES_PER_WRITER {
-                let to = if step % 2 == 0 { "qualified" } else { "prospect" };
-                store.change_stage(created.id, command(Command::Move { to: stage(to) }, None, None)).await?;
-            }
-            Ok::<(), funnel_store::StoreError>(())
-        }));
-    }
-    for writer in writers {
-        writer.await.expect("no panic").expect("every write succeeds");
-    }
+    write_concurrently(&store, "unread").await;
     let expected = before + (WRITERS * (1 + MOVES_PER_WRITER)) as i64;
     let counter = Statement::from_string(DbBackend::Postgres, "SELECT value FROM event_counter WHERE id = 1");
     let mut numbered = 0;
