@@ -36,7 +36,7 @@ use tokio::sync::Mutex;
 
 use crate::events::NewEvent;
 use crate::time::to_micros;
-use crate::{Backend, Result, Store, StoreError};
+use crate::{Backend, Result, Store, StoreError, raw};
 
 /// One round (`migration_event_round.rs` has the function): one prepared
 /// statement and its own transaction, so one round trip, which the server
@@ -206,14 +206,8 @@ impl Store {
     /// One round; returns how many events it numbered.
     async fn run_round(&self) -> Result<u64> {
         let pool = self.db.get_postgres_connection_pool();
-        let row = sqlx::query(ROUND).fetch_one(pool).await.map_err(sqlx_error)?;
+        let row = sqlx::query(ROUND).fetch_one(pool).await.map_err(raw::execute_error)?;
         let moved: i64 = row.try_get("moved").map_err(|error| StoreError::Internal(error.to_string()))?;
         Ok(u64::try_from(moved).unwrap_or(0))
     }
-}
-
-/// Wrapped as sea-orm wraps it, so [`StoreError`]'s one classification
-/// applies (a lost connection is UNAVAILABLE).
-fn sqlx_error(error: sqlx::Error) -> StoreError {
-    StoreError::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(Arc::new(error))))
 }
