@@ -165,6 +165,9 @@ pub struct Bench {
     pub b1_anchor_tps: Vec<f64>,
     /// Whether the load generator, pgbench and the services are pinned now.
     pinned: bool,
+    /// The CPUs this process was started on, e.g. "0,1": what unpinning
+    /// restores. Read at the first pinning, before it narrows them.
+    all_cpus: Option<String>,
 }
 
 impl Bench {
@@ -176,6 +179,7 @@ impl Bench {
             sqlite: None,
             b1_anchor_tps: Vec::new(),
             pinned: false,
+            all_cpus: None,
         }
     }
 
@@ -184,8 +188,11 @@ impl Bench {
     /// itself to the CPUs it starts on.
     pub async fn pin_for(&mut self, id: &str) -> anyhow::Result<()> {
         let pin = self.settings.pins(id);
-        let cpus = std::thread::available_parallelism().map(|count| count.get()).unwrap_or(1);
-        system::pin_self(if pin { "0".to_owned() } else { format!("0-{}", cpus - 1) }.as_str())?;
+        let all_cpus = match &self.all_cpus {
+            Some(cpus) => cpus.clone(),
+            None => self.all_cpus.insert(system::own_cpus()?).clone(),
+        };
+        system::pin_self(if pin { "0" } else { &all_cpus })?;
         if pin == self.pinned {
             return Ok(());
         }

@@ -96,6 +96,17 @@ pub fn memory_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// The CPUs this process may run on, as `taskset -c` lists them ("0,1").
+pub fn own_cpus() -> anyhow::Result<String> {
+    let output = Command::new("taskset").args(["-c", "-p", &std::process::id().to_string()]).output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // "pid 123's current affinity list: 0,1"
+    match text.rsplit_once(": ") {
+        Some((_, cpus)) if output.status.success() && !cpus.trim().is_empty() => Ok(cpus.trim().to_owned()),
+        _ => bail!("taskset did not say which CPUs this process has: {}", text.trim()),
+    }
+}
+
 /// Pins this whole process (every thread) to `cpus`, e.g. "0".
 pub fn pin_self(cpus: &str) -> anyhow::Result<()> {
     let status = Command::new("taskset")
