@@ -206,3 +206,25 @@ async fn a_sqlite_move_waits_for_another_process_and_one_given_up_on_writes_noth
     assert_eq!((moved.state.stage.as_str(), moved.version), ("qualified", 2));
     assert_eq!(full_history(&store, created.id).await.len(), 2);
 }
+
+/// On PostgreSQL a connection that comes back settled is idle again as soon
+/// as the statement returns: the pool takes it back in place, without a task
+/// of its own (see vendor/README.md). On this test's single-threaded
+/// runtime, a task spawned to give it back would not have run yet.
+#[tokio::test]
+async fn a_settled_connection_is_idle_as_soon_as_its_statement_returns() {
+    for database in backends().await {
+        database.store().await;
+        let options = StoreOptions { max_connections: 1, ..StoreOptions::default() };
+        let store = Store::connect(database.url(), &options).await.expect("connect");
+        if store.backend() != Backend::Postgres {
+            continue;
+        }
+        let created = store.create_opportunity(new_opportunity("read back", None)).await.expect("create");
+        for _ in 0..3 {
+            assert_eq!(store.get_opportunity(created.id).await.expect("get").title, "read back");
+            let usage = store.pool_usage();
+            assert_eq!((usage.open, usage.idle), (1, 1), "the one connection is back in the pool");
+        }
+    }
+}

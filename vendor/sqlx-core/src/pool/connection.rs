@@ -203,6 +203,15 @@ impl<DB: Database> Drop for PoolConnection<DB> {
             return;
         }
 
+        // funnel patch: a settled connection goes back to the idle queue
+        // here, as the spawned task below would put it; spawning a task for
+        // it cost a task's allocation and a turn of the scheduler for every
+        // statement run on the pool.
+        if let Some(live) = self.live.take_if(|live| self.pool.takes_back_now(live)) {
+            live.float(self.pool.clone()).release();
+            return;
+        }
+
         // We still need to spawn a task to maintain `min_connections`.
         if self.live.is_some() || self.pool.options.min_connections > 0 {
             crate::rt::spawn(self.return_to_pool());

@@ -201,6 +201,17 @@ impl<DB: Database> PoolInner<DB> {
         }
     }
 
+    /// funnel patch: whether `live` may go straight back to the idle queue,
+    /// as `Floating::return_to_pool` would put it without awaiting anything:
+    /// the pool is open, the connection young enough and settled, and no
+    /// `after_release` hook wants to look at it.
+    pub(super) fn takes_back_now(&self, live: &Live<DB>) -> bool {
+        !self.is_closed()
+            && self.options.after_release.is_none()
+            && !is_beyond_max_lifetime(live, &self.options)
+            && live.raw.is_settled()
+    }
+
     pub(super) fn release(&self, floating: Floating<DB, Live<DB>>) {
         // `options.after_release` and other checks are in `PoolConnection::return_to_pool()`.
 
