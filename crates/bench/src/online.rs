@@ -48,6 +48,13 @@ fn move_operation(client: PipelineServiceClient<Channel>, open: Vec<OpenOpportun
     })
 }
 
+/// Unrecorded moves before a benchmark's first pair (see [`loadgen::warm_up`]).
+async fn warm_up_moves(loaded: &Loaded, concurrency: usize) -> anyhow::Result<()> {
+    let client = loaded.server.client().await?;
+    let operation = move_operation(client, loaded.open_opportunities()?, concurrency);
+    loadgen::warm_up(concurrency, operation).await
+}
+
 async fn run_moves(loaded: &Loaded, concurrency: usize, seconds: u64, rate: Option<f64>) -> anyhow::Result<LoadResult> {
     let client = loaded.server.client().await?;
     let open = loaded.open_opportunities()?;
@@ -98,6 +105,7 @@ pub async fn b1(bench: &mut Bench) -> anyhow::Result<()> {
     let mut anchor_tps = Vec::new();
     let mut client_cpu = Vec::new();
     let mut errors = 0;
+    warm_up_moves(loaded, settings.concurrency).await?;
     for _ in 0..settings.pairs {
         let anchor = pgbench.tps("pg_move.sql")?;
         let funnel = run_moves(loaded, settings.concurrency, settings.seconds, None).await?;
@@ -134,6 +142,7 @@ pub async fn b2(bench: &mut Bench) -> anyhow::Result<()> {
         Goal::AtLeast(0.5),
     );
     let mut errors = 0;
+    warm_up_moves(loaded, settings.concurrency).await?;
     for pair in 0..settings.pairs {
         let anchor =
             anchors::sqlite_moves(&settings.sqlite_path, loaded.ids, settings.sqlite_transactions, pair as u64 + 1)?;
@@ -220,6 +229,7 @@ pub async fn b3(bench: &mut Bench) -> anyhow::Result<()> {
             Goal::AtLeast(0.5),
         );
         let mut errors = 0;
+        loadgen::warm_up(settings.concurrency, operation.clone()).await?;
         for _ in 0..settings.pairs {
             let anchor = pgbench.tps(script)?;
             let funnel = loadgen::run(shape, operation.clone()).await?;
@@ -258,6 +268,7 @@ pub async fn b4(bench: &mut Bench) -> anyhow::Result<()> {
         Goal::AtMost(2.0),
     );
     let mut achieved = Vec::new();
+    warm_up_moves(loaded, settings.concurrency).await?;
     for _ in 0..settings.pairs {
         let anchor = pgbench.p99_at_rate("pg_move.sql", rate)? / 1000.0;
         let funnel = run_moves(loaded, settings.concurrency, settings.seconds, Some(rate)).await?;
@@ -281,6 +292,7 @@ pub async fn b8(bench: &mut Bench) -> anyhow::Result<()> {
         "tx/s",
         Goal::AtLeast(0.6),
     );
+    warm_up_moves(loaded, settings.concurrency).await?;
     for _ in 0..settings.pairs {
         let without = run_moves(loaded, settings.concurrency, settings.seconds, None).await?;
         let mut trainer = Command::new(std::env::current_exe()?)
