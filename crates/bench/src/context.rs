@@ -187,6 +187,10 @@ impl Bench {
     /// restarts running services the other way: a service's runtime sizes
     /// itself to the CPUs it starts on.
     pub async fn pin_for(&mut self, id: &str) -> anyhow::Result<()> {
+        // With --no-pin nothing was narrowed, so there is nothing to restore.
+        if self.settings.no_pin {
+            return Ok(());
+        }
         let pin = self.settings.pins(id);
         let all_cpus = match &self.all_cpus {
             Some(cpus) => cpus.clone(),
