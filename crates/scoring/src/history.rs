@@ -35,11 +35,12 @@ pub struct TransitionRecord {
     pub to_status: Status,
 }
 
-/// Something a salesperson did on the opportunity (call, mail, meeting).
+/// Something a salesperson did on the opportunity (call, mail, meeting):
+/// when. The features count activities and the time since the latest; the
+/// kind is not one, so rescoring need not read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivityRecord {
     pub occurred_at: DateTime<Utc>,
-    pub kind: String,
 }
 
 /// Everything the scorer knows about one opportunity.

@@ -1,8 +1,9 @@
 use funnel_domain::{ActivityKind, DomainError, OpportunityId, check_occurred_at};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use crate::entity::activity;
+use crate::entity::{activity, opportunity};
 use crate::model::{Activity, NewActivity, Page};
 use crate::opportunities::fetch;
 use crate::time::{self, from_micros, to_micros};
@@ -43,6 +44,18 @@ impl Store {
             note: new.note,
         };
         activity::Entity::insert(to_row(&stored, new.request_id)).exec_without_returning(&txn).await?;
+        // An activity logged late (earlier than the latest) leaves it.
+        let at = to_micros(occurred_at);
+        opportunity::Entity::update_many()
+            .col_expr(opportunity::Column::LastActivityAt, Expr::value(at))
+            .filter(opportunity::Column::Id.eq(new.opportunity_id.uuid()))
+            .filter(
+                Condition::any()
+                    .add(opportunity::Column::LastActivityAt.is_null())
+                    .add(opportunity::Column::LastActivityAt.lt(at)),
+            )
+            .exec(&txn)
+            .await?;
         let event = crate::events::new::activity_logged(&opportunity.pipeline, &stored);
         self.commit_with_events(txn, vec![event]).await?;
         Ok(stored)

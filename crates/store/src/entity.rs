@@ -75,6 +75,8 @@ pub mod opportunity {
         pub request_id: Option<String>,
         /// The furthest stage reached, by the stages' present order.
         pub furthest_stage: Option<String>,
+        /// When its latest activity occurred (the greatest `occurred_at`).
+        pub last_activity_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

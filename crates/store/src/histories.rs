@@ -19,9 +19,10 @@ use crate::{Opportunity, OpportunityFilter, Result, Store, StoreError, history_r
 pub enum ActivitySpan {
     /// Every one: what training learns from.
     All,
-    /// Those at or after the moment, plus each opportunity's latest one
-    /// before it: all that scoring at one moment looks at, a small part of
-    /// a long history.
+    /// Those at or after the moment, and the time of each opportunity's
+    /// latest one before it ([`OpportunityHistory::earlier_activity_at`]):
+    /// all that scoring at one moment looks at, a small part of a long
+    /// history.
     Since(DateTime<Utc>),
 }
 
@@ -31,8 +32,12 @@ pub struct OpportunityHistory {
     pub opportunity: Opportunity,
     /// In sequence order.
     pub transitions: Vec<Transition>,
-    /// `(occurred_at, kind)` in time order.
+    /// `(occurred_at, kind)` in time order: all of them, or those of an
+    /// [`ActivitySpan::Since`].
     pub activities: Vec<(DateTime<Utc>, ActivityKind)>,
+    /// With [`ActivitySpan::Since`], when the latest activity before the
+    /// moment occurred, if there is one; `None` with [`ActivitySpan::All`].
+    pub earlier_activity_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -50,11 +55,30 @@ impl Store {
         let filter = OpportunityFilter { pipeline: Some(pipeline.clone()), status, ..OpportunityFilter::default() };
         let rows = opportunity_reads::page(self, &filter, after.map(|id| id.uuid()), limit).await?;
         let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+        // An opportunity with no activity since the moment has the time of
+        // its latest on its row; only the others need the activities table.
+        let mut earlier: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
+        let since = match span {
+            ActivitySpan::All => None,
+            ActivitySpan::Since(since) => Some(to_micros(since)),
+        };
+        let mut active = Vec::new();
+        if let Some(since) = since {
+            for row in &rows {
+                match row.last_activity_at {
+                    Some(at) if at >= since => active.push(row.id),
+                    Some(at) => {
+                        earlier.insert(row.id, from_micros(at));
+                    }
+                    None => {}
+                }
+            }
+        }
         // Two connections at once, so the database works on both.
         let activity_rows = async {
-            match span {
-                ActivitySpan::All => history_reads::activities(self, &ids).await,
-                ActivitySpan::Since(since) => history_reads::activities_since(self, &ids, to_micros(since)).await,
+            match since {
+                None => history_reads::activities(self, &ids).await,
+                Some(since) => history_reads::activities_since(self, &active, since).await,
             }
         };
         let (transition_rows, activity_rows) = tokio::try_join!(history_reads::transitions(self, &ids), activity_rows)?;
@@ -65,6 +89,10 @@ impl Store {
         }
         let mut activities: HashMap<Uuid, Vec<(DateTime<Utc>, ActivityKind)>> = HashMap::new();
         for row in activity_rows {
+            if row.earlier {
+                earlier.insert(row.opportunity_id, from_micros(row.occurred_at));
+                continue;
+            }
             let kind = ActivityKind::parse(&row.kind)
                 .ok_or_else(|| StoreError::Internal(format!("unknown activity kind {:?}", row.kind)))?;
             activities.entry(row.opportunity_id).or_default().push((from_micros(row.occurred_at), kind));
@@ -76,6 +104,7 @@ impl Store {
                 opportunity: from_row(row)?,
                 transitions: transitions.remove(&id).unwrap_or_default(),
                 activities: activities.remove(&id).unwrap_or_default(),
+                earlier_activity_at: earlier.remove(&id),
             });
         }
         Ok(batch)

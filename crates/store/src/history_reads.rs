@@ -18,11 +18,13 @@ const SQLITE_CHUNK: usize = 5_000;
 const TRANSITION_COLUMNS: &str = "id, opportunity_id, sequence, from_stage, to_stage, from_status, to_status, kind, \
                                   occurred_at, recorded_at, actor, reason, note, previous_at";
 
-/// An activity as the scorer reads it: whose, when, what kind.
+/// An activity as the scorer reads it: whose, when, what kind, and whether
+/// it is the latest before a moment rather than one from then on.
 pub(crate) struct ActivityRow {
     pub opportunity_id: Uuid,
     pub occurred_at: i64,
     pub kind: String,
+    pub earlier: bool,
 }
 
 /// The transitions of `ids`, by opportunity id then sequence.
@@ -33,25 +35,26 @@ pub(crate) async fn transitions(store: &Store, ids: &[Uuid]) -> Result<Vec<trans
 
 /// The activities of `ids`, by opportunity id then time.
 pub(crate) async fn activities(store: &Store, ids: &[Uuid]) -> Result<Vec<ActivityRow>> {
-    let select = "SELECT opportunity_id, occurred_at, kind FROM activities";
+    let select = "SELECT opportunity_id, occurred_at, kind, CAST(0 AS BIGINT) FROM activities";
     of_ids(store, select, "opportunity_id, occurred_at, id", ids).await
 }
 
 /// The activities of `ids` at or after `since` (microseconds), plus each
-/// one's latest before it, by opportunity id then time. The latest before
-/// comes from one index probe per opportunity instead of reading them all.
+/// one's latest before it (`earlier`), by opportunity id then time. The
+/// latest before comes from one index probe per opportunity instead of
+/// reading them all.
 pub(crate) async fn activities_since(store: &Store, ids: &[Uuid], since: i64) -> Result<Vec<ActivityRow>> {
     let (Some(first), Some(last)) = (ids.iter().min(), ids.iter().max()) else { return Ok(Vec::new()) };
     match store.backend() {
         Backend::Postgres => {
-            let sql = "SELECT opportunity_id, occurred_at, kind, id FROM activities \
+            let sql = "SELECT opportunity_id, occurred_at, kind, CAST(0 AS BIGINT), id FROM activities \
                        WHERE opportunity_id = ANY($1) AND opportunity_id BETWEEN $2 AND $3 AND occurred_at >= $4 \
                        UNION ALL \
-                       SELECT ids.id, latest.occurred_at, latest.kind, latest.id FROM unnest($1::uuid[]) AS ids(id) \
+                       SELECT ids.id, latest.occurred_at, latest.kind, CAST(1 AS BIGINT), latest.id FROM unnest($1::uuid[]) AS ids(id) \
                        CROSS JOIN LATERAL (SELECT occurred_at, kind, id FROM activities \
                        WHERE opportunity_id = ids.id AND occurred_at < $4 \
                        ORDER BY occurred_at DESC, id DESC LIMIT 1) AS latest \
-                       ORDER BY 1, 2, 4";
+                       ORDER BY 1, 2, 5";
             let binds = vec![Bind::Uuids(ids.to_vec()), Bind::Uuid(*first), Bind::Uuid(*last), Bind::Int(since)];
             raw::fetch(store, sql.to_owned(), binds).await
         }
@@ -62,12 +65,12 @@ pub(crate) async fn activities_since(store: &Store, ids: &[Uuid], since: i64) ->
                 let list = vec!["?"; chunk.len()].join(", ");
                 // SQLite takes a bare column's value from the row that gave MAX().
                 let sql = format!(
-                    "SELECT opportunity_id, occurred_at, kind, id FROM activities \
+                    "SELECT opportunity_id, occurred_at, kind, CAST(0 AS BIGINT), id FROM activities \
                      WHERE opportunity_id IN ({list}) AND occurred_at >= ? \
                      UNION ALL \
-                     SELECT opportunity_id, MAX(occurred_at), kind, id FROM activities \
+                     SELECT opportunity_id, MAX(occurred_at), kind, CAST(1 AS BIGINT), id FROM activities \
                      WHERE opportunity_id IN ({list}) AND occurred_at < ? GROUP BY opportunity_id \
-                     ORDER BY 1, 2, 4"
+                     ORDER BY 1, 2, 5"
                 );
                 let mut binds: Vec<Bind> = chunk.iter().map(|id| Bind::Uuid(*id)).collect();
                 binds.push(Bind::Int(since));
@@ -130,7 +133,12 @@ impl Positional for ActivityRow {
     const WHAT: &'static str = "an activity row";
 
     positional_decode!(|row| {
-        Ok(ActivityRow { opportunity_id: row.try_get(0)?, occurred_at: row.try_get(1)?, kind: row.try_get(2)? })
+        Ok(ActivityRow {
+            opportunity_id: row.try_get(0)?,
+            occurred_at: row.try_get(1)?,
+            kind: row.try_get(2)?,
+            earlier: row.try_get::<i64, _>(3)? != 0,
+        })
     });
 }
 

@@ -19,6 +19,7 @@ use crate::events::{EventKind, new as new_event};
 use crate::model::{Activity, Opportunity};
 use crate::opportunities::{furthest_stage, to_row as opportunity_row, transition_row};
 use crate::pipelines::load as load_pipeline;
+use crate::time::to_micros;
 use crate::{Result, Store, StoreError};
 
 /// Opportunities already imported are skipped, by the unique index.
@@ -322,6 +323,7 @@ async fn write(db: &impl sea_orm::ConnectionTrait, accepted: Vec<Checked>, now: 
         .map(|checked| {
             let mut row = opportunity_row(&checked.opportunity, None);
             row.furthest_stage = Set(Some(checked.furthest_stage.clone()));
+            row.last_activity_at = Set(checked.activities.iter().map(|stored| to_micros(stored.occurred_at)).max());
             row
         })
         .collect();

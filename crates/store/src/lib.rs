@@ -14,6 +14,7 @@ mod jobs;
 mod migration;
 mod migration_event_round;
 mod migration_events;
+mod migration_last_activity;
 mod migration_outbox;
 mod migration_score_changes;
 mod migration_scoring;

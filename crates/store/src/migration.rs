@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::migration_outbox::CreateEventOutbox),
             Box::new(crate::migration_score_changes::RecordScoreChanges),
             Box::new(crate::migration_event_round::AddEventRoundFunction),
+            Box::new(crate::migration_last_activity::AddLastActivity),
         ]
     }
 }

@@ -421,6 +421,8 @@ pub(crate) fn to_row(opportunity: &Opportunity, request_id: Option<String>) -> o
         },
         // Set by the writes that change the stage.
         furthest_stage: sea_orm::ActiveValue::NotSet,
+        // Set by the writes that add activities.
+        last_activity_at: sea_orm::ActiveValue::NotSet,
     }
 }
 

@@ -18,7 +18,7 @@ macro_rules! columns {
     () => {
         "id, pipeline, stage, status, title, account, owner, currency_code, amount_minor, source, external_id, \
          attributes, created_at, stage_entered_at, closed_at, leak_reason, last_change_at, previous_stage, \
-         sequence, version, updated_at, request_id, furthest_stage"
+         sequence, version, updated_at, request_id, furthest_stage, last_activity_at"
     };
 }
 
@@ -142,6 +142,7 @@ impl Positional for opportunity::Model {
             updated_at: row.try_get_unchecked(20)?,
             request_id: row.try_get_unchecked(21)?,
             furthest_stage: row.try_get_unchecked(22)?,
+            last_activity_at: row.try_get_unchecked(23)?,
         })
     });
 }
@@ -153,8 +154,8 @@ impl Positional for ForChange {
     positional_decode!(|row| {
         Ok(ForChange {
             row: <opportunity::Model as Positional>::decode(row)?,
-            pipeline_version: row.try_get(23)?,
-            pipeline_created_at: row.try_get(24)?,
+            pipeline_version: row.try_get(24)?,
+            pipeline_created_at: row.try_get(25)?,
         })
     });
 }

@@ -21,7 +21,7 @@ fn status(status: DomainStatus) -> Status {
 }
 
 pub fn history(stored: StoredHistory) -> OpportunityHistory {
-    let StoredHistory { opportunity, transitions, activities } = stored;
+    let StoredHistory { opportunity, transitions, activities, earlier_activity_at } = stored;
     OpportunityHistory {
         id: opportunity.id.to_string(),
         owner: opportunity.owner,
@@ -38,9 +38,11 @@ pub fn history(stored: StoredHistory) -> OpportunityHistory {
                 to_status: status(row.to_status),
             })
             .collect(),
-        activities: activities
+        // The latest before a window, if any, then the window's, in time order.
+        activities: earlier_activity_at
             .into_iter()
-            .map(|(occurred_at, kind)| ActivityRecord { occurred_at, kind: kind.as_str().to_owned() })
+            .chain(activities.into_iter().map(|(occurred_at, _)| occurred_at))
+            .map(|occurred_at| ActivityRecord { occurred_at })
             .collect(),
     }
 }

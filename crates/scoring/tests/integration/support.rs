@@ -51,5 +51,5 @@ pub fn move_to(history: &mut OpportunityHistory, at: f64, to_stage: &str, status
 
 /// Appends an activity on day `at`.
 pub fn activity(history: &mut OpportunityHistory, at: f64) {
-    history.activities.push(ActivityRecord { occurred_at: day(at), kind: "call".to_owned() });
+    history.activities.push(ActivityRecord { occurred_at: day(at) });
 }

@@ -102,13 +102,16 @@ async fn a_batch_since_a_moment_holds_the_activities_from_then_and_the_latest_be
         let since = start + Duration::days(100);
         let mut created = Vec::new();
         // Lead n has activities every 20 days from day n, some logged out of
-        // order; lead 0 has none and lead 1 only one, long before.
-        for n in 0..6i64 {
+        // order; lead 0 has none, lead 1 only one long before, and lead 6
+        // two long before, the earlier logged last: its latest comes from
+        // its row, without a look at the activities.
+        for n in 0..7i64 {
             let opportunity =
                 store.create_opportunity(new_opportunity(&format!("lead {n}"), Some(start))).await.expect("create");
             let days: Vec<i64> = match n {
                 0 => Vec::new(),
                 1 => vec![5],
+                6 => vec![30, 10],
                 _ => (0..10).map(|k| n + k * 20).rev().collect(),
             };
             for day in days {
@@ -124,12 +127,54 @@ async fn a_batch_since_a_moment_holds_the_activities_from_then_and_the_latest_be
         for history in &recent {
             let id = history.opportunity.id;
             let all = all_activities(&store, id).await;
-            let latest_before = all.iter().rposition(|(at, _)| *at < since).unwrap_or(0);
-            assert_eq!(history.activities, all[latest_before..], "{id}");
+            let from_then = all.iter().position(|(at, _)| *at >= since).unwrap_or(all.len());
+            assert_eq!(history.activities, all[from_then..], "{id}");
+            assert_eq!(history.earlier_activity_at, all[..from_then].last().map(|(at, _)| *at), "{id}");
             assert_eq!(history.transitions, full_history(&store, id).await, "{id}: every transition");
         }
-        assert!(recent[0].activities.is_empty());
-        assert_eq!(recent[1].activities.len(), 2, "the one long before, and the one on the moment");
-        assert!(recent[2..].iter().all(|h| h.activities.len() == 6), "the five from day 100 and the one before");
+        assert!(recent[0].activities.is_empty() && recent[0].earlier_activity_at.is_none());
+        assert_eq!(recent[1].activities.len(), 1, "the one on the moment");
+        assert_eq!(recent[1].earlier_activity_at, Some(start + Duration::days(5)));
+        assert!(recent[2..6].iter().all(|h| h.activities.len() == 5), "the five from day 100");
+        assert!(recent[6].activities.is_empty());
+        assert_eq!(recent[6].earlier_activity_at, Some(start + Duration::days(30)), "the latest, not the last logged");
+        let everything = batches(&store, None, 4, ActivitySpan::All).await;
+        assert!(everything.iter().all(|h| h.earlier_activity_at.is_none()), "all of them are in the activities");
+    }
+}
+
+/// m0009 backfills each opportunity's latest activity time, so that
+/// rescoring right after the upgrade still sees activities logged before it.
+#[tokio::test]
+async fn the_latest_activity_is_backfilled_from_existing_activities() {
+    use sea_orm::ConnectionTrait;
+
+    for database in backends().await {
+        println!("backend: {database}");
+        let store = database.store().await;
+        let start = (Utc::now() - Duration::days(200)).trunc_subsecs(0);
+        let since = start + Duration::days(100);
+        let (quiet, active) = (
+            store.create_opportunity(new_opportunity("quiet", Some(start))).await.expect("create"),
+            store.create_opportunity(new_opportunity("active", Some(start))).await.expect("create"),
+        );
+        for (id, day) in [(quiet.id, 40), (quiet.id, 20), (active.id, 30), (active.id, 150)] {
+            log(&store, id, ActivityKind::Meeting, start + Duration::days(day)).await;
+        }
+        let db = store.connection();
+        for statement in [
+            "ALTER TABLE opportunities DROP COLUMN last_activity_at",
+            "DELETE FROM seaql_migrations WHERE version = 'm0009_add_last_activity'",
+        ] {
+            db.execute_unprepared(statement).await.expect(statement);
+        }
+        store.migrate().await.expect("migrate again");
+
+        let recent = batches(&store, None, 10, ActivitySpan::Since(since)).await;
+        let of = |id: OpportunityId| recent.iter().find(|h| h.opportunity.id == id).expect("in the batch");
+        assert!(of(quiet.id).activities.is_empty());
+        assert_eq!(of(quiet.id).earlier_activity_at, Some(start + Duration::days(40)));
+        assert_eq!(of(active.id).activities, [(start + Duration::days(150), ActivityKind::Meeting)]);
+        assert_eq!(of(active.id).earlier_activity_at, Some(start + Duration::days(30)));
     }
 }
