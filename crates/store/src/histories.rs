@@ -57,6 +57,8 @@ impl Store {
         let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
         // An opportunity with no activity since the moment has the time of
         // its latest on its row; only the others need the activities table.
+        // One logged after the row was read waits for the next run, as one
+        // logged after the activities were read always did.
         let mut earlier: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
         let since = match span {
             ActivitySpan::All => None,
