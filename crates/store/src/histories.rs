@@ -1,6 +1,7 @@
-//! Batched reads of opportunities with their full history, for the scorer:
-//! one query for a page of opportunities, one for their transitions, one for
-//! their activities, so memory stays bounded by the batch size.
+//! Batched reads of opportunities with their history, for the scorer: one
+//! query for a page of opportunities, one for their transitions, one for
+//! their activities (when scoring, only for those active since the window's
+//! start), so memory stays bounded by the batch size.
 
 use std::collections::HashMap;
 
