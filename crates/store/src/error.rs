@@ -4,7 +4,7 @@ use thiserror::Error;
 
 /// Why a store operation failed, classified once here so that callers never
 /// see raw driver text.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum StoreError {
     #[error(transparent)]
     Domain(#[from] DomainError),

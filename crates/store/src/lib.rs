@@ -3,6 +3,7 @@
 
 mod activities;
 mod bulk;
+mod coalesce;
 mod connect;
 mod entity;
 mod error;
@@ -34,7 +35,9 @@ mod sequencer;
 mod stage_write;
 pub mod time;
 
-pub use connect::{Backend, POSTGRES_MAX_CONNECTIONS, PoolUsage, SQLITE_MAX_CONNECTIONS, Store, StoreOptions};
+pub use connect::{
+    Backend, COALESCED_READS, POSTGRES_MAX_CONNECTIONS, PoolUsage, SQLITE_MAX_CONNECTIONS, Store, StoreOptions,
+};
 pub use error::{Result, StoreError};
 pub use events::{EventFilter, EventKind, EventRecord, MAX_IDS_PER_SCORES_EVENT};
 pub use histories::{ActivitySpan, OpportunityHistory};

@@ -4,10 +4,11 @@
 //! ~15 KB futures around and looked every column of every row up by a
 //! freshly formatted name: ~5x the instructions of the query itself (issue
 //! 7, B3). Same SQL shape, same rows, decoded by position into the entity's
-//! `Model`.
+//! `Model`. On PostgreSQL the reads by id go through `coalesce.rs`.
 
 use uuid::Uuid;
 
+use crate::coalesce::{self, BatchRead, Coalescer};
 use crate::entity::opportunity;
 use crate::model::OpportunityFilter;
 use crate::raw::{self, Bind, Positional, placeholder, positional_decode};
@@ -24,6 +25,7 @@ macro_rules! columns {
 
 const SELECT: &str = concat!("SELECT ", columns!(), " FROM opportunities");
 const BY_ID_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM opportunities WHERE id = $1");
+const BY_IDS_POSTGRES: &str = concat!("SELECT ", columns!(), " FROM opportunities WHERE id = ANY($1)");
 const BY_ID_SQLITE: &str = concat!("SELECT ", columns!(), " FROM opportunities WHERE id = ?");
 
 /// The row with its pipeline's stamp (the pipeline's foreign key makes the
@@ -40,9 +42,11 @@ macro_rules! for_change {
     };
 }
 const FOR_CHANGE_POSTGRES: &str = for_change!("$1");
+const FOR_CHANGES_POSTGRES: &str = for_change!("ANY($1)");
 const FOR_CHANGE_SQLITE: &str = for_change!("?");
 
 /// An opportunity's row with its pipeline's version and creation time.
+#[derive(Clone)]
 pub(crate) struct ForChange {
     pub row: opportunity::Model,
     pub pipeline_version: i64,
@@ -51,23 +55,45 @@ pub(crate) struct ForChange {
 
 /// The row of `id`, if any.
 pub(crate) async fn by_id(store: &Store, id: Uuid) -> Result<Option<opportunity::Model>> {
-    let sql = match store.backend() {
-        Backend::Postgres => BY_ID_POSTGRES,
-        Backend::Sqlite => BY_ID_SQLITE,
-    };
-    let mut rows = raw::fetch(store, sql.to_owned(), vec![Bind::Uuid(id)]).await?;
-    Ok(rows.pop())
+    match store.backend() {
+        Backend::Postgres if store.opportunity_reads.enabled() => coalesce::read(store, id).await,
+        Backend::Postgres => Ok(raw::fetch(store, BY_ID_POSTGRES.to_owned(), vec![Bind::Uuid(id)]).await?.pop()),
+        Backend::Sqlite => Ok(raw::fetch(store, BY_ID_SQLITE.to_owned(), vec![Bind::Uuid(id)]).await?.pop()),
+    }
 }
 
 /// The row of `id` and its pipeline's stamp, if any: what a stage change
 /// reads before it decides.
 pub(crate) async fn for_change(store: &Store, id: Uuid) -> Result<Option<ForChange>> {
-    let sql = match store.backend() {
-        Backend::Postgres => FOR_CHANGE_POSTGRES,
-        Backend::Sqlite => FOR_CHANGE_SQLITE,
-    };
-    let mut rows = raw::fetch(store, sql.to_owned(), vec![Bind::Uuid(id)]).await?;
-    Ok(rows.pop())
+    match store.backend() {
+        Backend::Postgres if store.change_reads.enabled() => coalesce::read(store, id).await,
+        Backend::Postgres => Ok(raw::fetch(store, FOR_CHANGE_POSTGRES.to_owned(), vec![Bind::Uuid(id)]).await?.pop()),
+        Backend::Sqlite => Ok(raw::fetch(store, FOR_CHANGE_SQLITE.to_owned(), vec![Bind::Uuid(id)]).await?.pop()),
+    }
+}
+
+impl BatchRead for opportunity::Model {
+    const BY_IDS: &'static str = BY_IDS_POSTGRES;
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn coalescer(store: &Store) -> &Coalescer<Self> {
+        &store.opportunity_reads
+    }
+}
+
+impl BatchRead for ForChange {
+    const BY_IDS: &'static str = FOR_CHANGES_POSTGRES;
+
+    fn id(&self) -> Uuid {
+        self.row.id
+    }
+
+    fn coalescer(store: &Store) -> &Coalescer<Self> {
+        &store.change_reads
+    }
 }
 
 /// Up to `limit` rows matching `filter` with ids after `after`, in id order.

@@ -4,14 +4,18 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// Forwards connections on `127.0.0.1:<ephemeral>` to an upstream address.
 /// [`TcpProxy::cut`] closes every forwarded connection and closes new ones
 /// as soon as they are accepted, as a database that went away would;
-/// [`TcpProxy::restore`] forwards again.
+/// [`TcpProxy::stall`] keeps them open but forwards nothing, as a network
+/// that silently drops packets would; [`TcpProxy::restore`] forwards again.
 pub struct TcpProxy {
     addr: SocketAddr,
     state: Arc<State>,
@@ -21,6 +25,7 @@ pub struct TcpProxy {
 #[derive(Default)]
 struct State {
     cut: AtomicBool,
+    stalled: AtomicBool,
     connections: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -61,9 +66,16 @@ impl TcpProxy {
         }
     }
 
+    /// The hang: connections stay open, and bytes already sent wait in the
+    /// proxy until [`TcpProxy::restore`].
+    pub fn stall(&self) {
+        self.state.stalled.store(true, Ordering::SeqCst);
+    }
+
     /// The database is back.
     pub fn restore(&self) {
         self.state.cut.store(false, Ordering::SeqCst);
+        self.state.stalled.store(false, Ordering::SeqCst);
     }
 }
 
@@ -76,18 +88,42 @@ impl Drop for TcpProxy {
 
 async fn accept_loop(listener: TcpListener, upstream: SocketAddr, state: Arc<State>) {
     loop {
-        let Ok((mut client, _)) = listener.accept().await else { continue };
+        let Ok((client, _)) = listener.accept().await else { continue };
         if state.cut.load(Ordering::SeqCst) {
             drop(client);
             continue;
         }
+        let forward_state = state.clone();
         let forward = tokio::spawn(async move {
-            let Ok(mut server) = TcpStream::connect(upstream).await else { return };
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            let Ok(server) = TcpStream::connect(upstream).await else { return };
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            tokio::select! {
+                () = pump(client_read, server_write, &forward_state) => {}
+                () = pump(server_read, client_write, &forward_state) => {}
+            }
         });
         let mut connections = state.connections.lock().expect("proxy state");
         connections.retain(|connection| !connection.is_finished());
         connections.push(forward);
+    }
+}
+
+/// Copies one direction until either side closes, holding each chunk while
+/// the proxy is stalled.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, state: &State) {
+    let mut buffer = vec![0_u8; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        while state.stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
     }
 }
 

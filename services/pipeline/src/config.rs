@@ -24,6 +24,11 @@ pub struct Config {
     /// PostgreSQL, 4 on SQLite].
     #[arg(long, env = "FUNNEL_MAX_CONNECTIONS")]
     pub max_connections: Option<u32>,
+    /// On PostgreSQL, batches of reads by id (GetOpportunity, the read
+    /// before a change) run at once; reads asked for meanwhile wait and go
+    /// together in one statement. 0 sends each read on its own.
+    #[arg(long, env = "FUNNEL_COALESCED_READS", default_value_t = funnel_store::COALESCED_READS)]
+    pub coalesced_reads: usize,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "FUNNEL_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -104,6 +109,7 @@ impl Config {
         StoreOptions {
             max_connections: self.max_connections.unwrap_or(defaults.max_connections),
             acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+            coalesced_reads: self.coalesced_reads,
         }
     }
 

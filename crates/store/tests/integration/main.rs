@@ -9,6 +9,7 @@ mod import;
 mod migrations;
 mod pool;
 mod properties;
+mod reads;
 mod replay;
 mod scores;
 mod sqlite_build;

@@ -30,7 +30,8 @@ async fn a_connection_given_back_halfway_comes_back_clean() {
         database.store().await;
         // The next statement waits for the slow one to end (seconds, in an
         // unoptimised build): only the answers matter here.
-        let options = StoreOptions { max_connections: 1, acquire_timeout: Duration::from_secs(60) };
+        let options =
+            StoreOptions { max_connections: 1, acquire_timeout: Duration::from_secs(60), ..StoreOptions::default() };
         let store = Store::connect(database.url(), &options).await.expect("connect");
         let created = store.create_opportunity(new_opportunity("kept", None)).await.expect("create");
 

@@ -24,7 +24,8 @@ const SERVER_DEADLINE_MARGIN: Duration = Duration::from_millis(200);
 
 /// A store with one pooled reader besides its writer, which requests wait for up to 10 s.
 async fn store_with_one_connection(database: &TestDatabase) -> Store {
-    let options = StoreOptions { max_connections: 1, acquire_timeout: Duration::from_secs(10) };
+    let options =
+        StoreOptions { max_connections: 1, acquire_timeout: Duration::from_secs(10), ..StoreOptions::default() };
     let store = Store::connect(database.url(), &options).await.expect("connect");
     store.migrate().await.expect("migrate");
     store
