@@ -11,6 +11,7 @@ mod anchors;
 mod batch;
 mod context;
 mod data;
+mod framed;
 mod loadgen;
 mod online;
 mod results;

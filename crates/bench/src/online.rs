@@ -11,6 +11,7 @@ use tonic::transport::Channel;
 
 use crate::anchors::{self, Pgbench};
 use crate::context::{Bench, Loaded, OpenOpportunity};
+use crate::framed;
 use crate::loadgen::{self, LoadResult, LoadShape, Operation};
 use crate::results::{Comparison, Goal, median};
 
@@ -202,8 +203,9 @@ pub async fn b3(bench: &mut Bench) -> anyhow::Result<()> {
             Ok(())
         })
     });
+    let channel = loaded.server.channel().await?;
     let list: Operation = Arc::new(move |worker, iteration| {
-        let mut client = client.clone();
+        let channel = channel.clone();
         let tokens = tokens.clone();
         Box::pin(async move {
             let index = spread(worker, iteration, tokens.len());
@@ -213,7 +215,7 @@ pub async fn b3(bench: &mut Bench) -> anyhow::Result<()> {
                 page_token: tokens[index].clone(),
                 ..Default::default()
             };
-            client.list_opportunities(request).await?;
+            framed::list_opportunities(channel, request).await?;
             Ok(())
         })
     });
