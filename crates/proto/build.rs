@@ -18,6 +18,9 @@ fn main() -> anyhow::Result<()> {
     let descriptor_set = protox::compile(files, [&proto_root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("funnel_descriptor.bin"), prost::Message::encode_to_vec(&descriptor_set))?;
-    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(descriptor_set)?;
+    // BTreeMap for map fields: the domain keeps attributes sorted, so the
+    // conversion moves them instead of hashing each key again (issue 7, B3),
+    // and messages encode in one order.
+    tonic_prost_build::configure().build_server(true).build_client(true).btree_map(".").compile_fds(descriptor_set)?;
     Ok(())
 }

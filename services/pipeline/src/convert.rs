@@ -1,7 +1,7 @@
 //! proto <-> domain conversions. Requests are validated here, field by field,
 //! so that every INVALID_ARGUMENT names the field the caller sent.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use funnel_domain::{
@@ -85,8 +85,7 @@ pub fn money(field: &str, value: Option<pb::Money>) -> Checked<Option<Money>> {
     Money::new(field, &currency_code, amount_minor).map(Some).map_err(domain_status)
 }
 
-pub fn attributes(value: HashMap<String, String>) -> Checked<BTreeMap<String, String>> {
-    let attributes: BTreeMap<String, String> = value.into_iter().collect();
+pub fn attributes(attributes: BTreeMap<String, String>) -> Checked<BTreeMap<String, String>> {
     funnel_store::check_attributes(&attributes).map_err(domain_status)?;
     Ok(attributes)
 }
@@ -187,7 +186,7 @@ pub fn opportunity_to_pb(opportunity: Opportunity) -> pb::Opportunity {
             .map(|money| pb::Money { currency_code: money.currency_code, amount_minor: money.amount_minor }),
         source: opportunity.source,
         external_id: opportunity.external_id.unwrap_or_default(),
-        attributes: opportunity.attributes.into_iter().collect(),
+        attributes: opportunity.attributes,
         created_at: Some(timestamp(state.created_at)),
         stage_entered_at: Some(timestamp(state.stage_entered_at)),
         closed_at: state.closed_at.map(timestamp),

@@ -1,7 +1,7 @@
 //! Each class of bad input gets its precise status, never INTERNAL, and
 //! INVALID_ARGUMENT names the field.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use chrono::Duration;
 use funnel_proto::v1 as pb;
@@ -333,7 +333,7 @@ async fn oversized_strings_and_maps_are_invalid_arguments_naming_the_field() {
     for Running { server, database } in servers().await {
         println!("backend: {database}");
         let mut client = server.client();
-        let many: HashMap<String, String> = (0..65).map(|index| (format!("k{index}"), "v".to_owned())).collect();
+        let many: BTreeMap<String, String> = (0..65).map(|index| (format!("k{index}"), "v".to_owned())).collect();
         let long_key_field = format!("attributes[{:?}]", "k".repeat(65));
         let cases: Vec<(pb::CreateOpportunityRequest, &str, &str)> = vec![
             (
@@ -373,7 +373,7 @@ async fn oversized_strings_and_maps_are_invalid_arguments_naming_the_field() {
             ),
             (
                 pb::CreateOpportunityRequest {
-                    attributes: HashMap::from([("industry".to_owned(), "x".repeat(1025))]),
+                    attributes: BTreeMap::from([("industry".to_owned(), "x".repeat(1025))]),
                     ..new_opportunity("t", "o")
                 },
                 "attributes[\"industry\"]",
@@ -381,7 +381,7 @@ async fn oversized_strings_and_maps_are_invalid_arguments_naming_the_field() {
             ),
             (
                 pb::CreateOpportunityRequest {
-                    attributes: HashMap::from([("k".repeat(65), "v".to_owned())]),
+                    attributes: BTreeMap::from([("k".repeat(65), "v".to_owned())]),
                     ..new_opportunity("t", "o")
                 },
                 &long_key_field,
@@ -389,7 +389,7 @@ async fn oversized_strings_and_maps_are_invalid_arguments_naming_the_field() {
             ),
             (
                 pb::CreateOpportunityRequest {
-                    attributes: HashMap::from([(String::new(), "v".to_owned())]),
+                    attributes: BTreeMap::from([(String::new(), "v".to_owned())]),
                     ..new_opportunity("t", "o")
                 },
                 "attributes",

@@ -1,6 +1,6 @@
 //! UpdateOpportunity changes exactly the fields in the update mask.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use funnel_proto::v1 as pb;
 use prost_types::FieldMask;
@@ -23,7 +23,7 @@ async fn an_update_changes_exactly_the_masked_fields_and_no_history() {
             title: "After".to_owned(),
             owner: "rep-2".to_owned(),
             amount: Some(pb::Money { currency_code: "EUR".to_owned(), amount_minor: 99 }),
-            attributes: HashMap::from([("industry".to_owned(), "retail".to_owned())]),
+            attributes: BTreeMap::from([("industry".to_owned(), "retail".to_owned())]),
             // Not in the mask: ignored.
             account: "Ignored".to_owned(),
             stage: "committed".to_owned(),
