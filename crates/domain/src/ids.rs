@@ -11,6 +11,17 @@ pub struct PipelineName(String);
 
 impl PipelineName {
     pub fn parse(field: &str, value: &str) -> Result<Self> {
+        Self::check(field, value)?;
+        Ok(Self(value.to_owned()))
+    }
+
+    /// [`PipelineName::parse`] keeping the given `String` (rows read back).
+    pub fn parse_owned(field: &str, value: String) -> Result<Self> {
+        Self::check(field, &value)?;
+        Ok(Self(value))
+    }
+
+    fn check(field: &str, value: &str) -> Result<()> {
         let mut chars = value.chars();
         let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
         let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
@@ -25,11 +36,15 @@ impl PipelineName {
                 ),
             ));
         }
-        Ok(Self(value.to_owned()))
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
@@ -45,6 +60,17 @@ pub struct StageKey(String);
 
 impl StageKey {
     pub fn parse(field: &str, value: &str) -> Result<Self> {
+        Self::check(field, value)?;
+        Ok(Self(value.to_owned()))
+    }
+
+    /// [`StageKey::parse`] keeping the given `String` (rows read back).
+    pub fn parse_owned(field: &str, value: String) -> Result<Self> {
+        Self::check(field, &value)?;
+        Ok(Self(value))
+    }
+
+    fn check(field: &str, value: &str) -> Result<()> {
         if value.is_empty() {
             return Err(DomainError::invalid(field, "is required"));
         }
@@ -56,11 +82,15 @@ impl StageKey {
                 format!("{value:?} is not a stage key: use 1 to 32 of a-z, 0-9 and '_'"),
             ));
         }
-        Ok(Self(value.to_owned()))
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 

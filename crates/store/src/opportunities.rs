@@ -436,14 +436,14 @@ pub(crate) fn from_row(row: opportunity::Model) -> Result<Opportunity> {
         _ => None,
     };
     let previous_stage = match row.previous_stage {
-        Some(key) => Some(StageKey::parse("previous_stage", &key).map_err(corrupt)?),
+        Some(key) => Some(StageKey::parse_owned("previous_stage", key).map_err(corrupt)?),
         None => None,
     };
     Ok(Opportunity {
         id: OpportunityId::from_uuid(row.id),
-        pipeline: funnel_domain::PipelineName::parse("pipeline", &row.pipeline).map_err(corrupt)?,
+        pipeline: funnel_domain::PipelineName::parse_owned("pipeline", row.pipeline).map_err(corrupt)?,
         state: OpportunityState {
-            stage: StageKey::parse("stage", &row.stage).map_err(corrupt)?,
+            stage: StageKey::parse_owned("stage", row.stage).map_err(corrupt)?,
             status,
             created_at: from_micros(row.created_at),
             stage_entered_at: from_micros(row.stage_entered_at),

@@ -175,8 +175,8 @@ pub fn opportunity_to_pb(opportunity: Opportunity) -> pb::Opportunity {
     let state = opportunity.state;
     pb::Opportunity {
         id: opportunity.id.to_string(),
-        pipeline: opportunity.pipeline.to_string(),
-        stage: state.stage.to_string(),
+        pipeline: opportunity.pipeline.into_string(),
+        stage: state.stage.into_string(),
         status: status_to_pb(state.status) as i32,
         title: opportunity.title,
         account: opportunity.account,
