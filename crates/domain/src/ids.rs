@@ -5,22 +5,46 @@ use uuid::Uuid;
 
 use crate::{DomainError, Result};
 
+/// The constructors and views of a `String` newtype whose `check` says
+/// which values it holds.
+macro_rules! validated_string {
+    ($name:ident) => {
+        impl $name {
+            pub fn parse(field: &str, value: &str) -> Result<Self> {
+                Self::check(field, value)?;
+                Ok(Self(value.to_owned()))
+            }
+
+            /// `parse` keeping the given `String` (rows read back).
+            pub fn parse_owned(field: &str, value: String) -> Result<Self> {
+                Self::check(field, &value)?;
+                Ok(Self(value))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 /// A pipeline's stable name: `[a-z][a-z0-9_-]{0,62}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PipelineName(String);
 
+validated_string!(PipelineName);
+
 impl PipelineName {
-    pub fn parse(field: &str, value: &str) -> Result<Self> {
-        Self::check(field, value)?;
-        Ok(Self(value.to_owned()))
-    }
-
-    /// [`PipelineName::parse`] keeping the given `String` (rows read back).
-    pub fn parse_owned(field: &str, value: String) -> Result<Self> {
-        Self::check(field, &value)?;
-        Ok(Self(value))
-    }
-
     fn check(field: &str, value: &str) -> Result<()> {
         let mut chars = value.chars();
         let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
@@ -38,38 +62,15 @@ impl PipelineName {
         }
         Ok(())
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Display for PipelineName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// A stage's stable key within its pipeline: `[a-z0-9_]{1,32}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct StageKey(String);
 
+validated_string!(StageKey);
+
 impl StageKey {
-    pub fn parse(field: &str, value: &str) -> Result<Self> {
-        Self::check(field, value)?;
-        Ok(Self(value.to_owned()))
-    }
-
-    /// [`StageKey::parse`] keeping the given `String` (rows read back).
-    pub fn parse_owned(field: &str, value: String) -> Result<Self> {
-        Self::check(field, &value)?;
-        Ok(Self(value))
-    }
-
     fn check(field: &str, value: &str) -> Result<()> {
         if value.is_empty() {
             return Err(DomainError::invalid(field, "is required"));
@@ -83,20 +84,6 @@ impl StageKey {
             ));
         }
         Ok(())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Display for StageKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -141,6 +128,16 @@ mod tests {
         assert!(StageKey::parse("stage", "").is_err());
         assert!(StageKey::parse("stage", "Qualified").is_err());
         assert!(StageKey::parse("stage", &"a".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn parsing_an_owned_string_checks_the_same_and_keeps_it() {
+        for value in ["qualified_2", "", "Qualified", "sales-eu", "9lives"] {
+            assert_eq!(StageKey::parse_owned("stage", value.to_owned()), StageKey::parse("stage", value), "{value:?}");
+            let owned = PipelineName::parse_owned("pipeline", value.to_owned());
+            assert_eq!(owned, PipelineName::parse("pipeline", value), "{value:?}");
+        }
+        assert_eq!(StageKey::parse_owned("stage", "won".to_owned()).map(StageKey::into_string), Ok("won".to_owned()));
     }
 
     #[test]
