@@ -3,9 +3,10 @@
 //! `WHERE id = ANY($1)`. A lookup by key costs PostgreSQL mostly per
 //! statement (a round trip, bind, executor start-up), not per row, and the
 //! service pays a round trip per statement too (issue 7, B3). Nothing
-//! waits on a timer: when fewer than `StoreOptions::coalesced_reads` batches run, a read
-//! starts at once, so a quiet service answers as before, and a busy one
-//! answers each read after at most the batch ahead of it.
+//! waits on a timer: when fewer than `StoreOptions::coalesced_reads`
+//! batches run, a read starts at once, so a quiet service answers as
+//! before, and a busy one answers each read after at most the batch ahead
+//! of it.
 //!
 //! Each batch runs in a task of its own, so a caller that gives up (a
 //! cancelled request) never strands the reads queued behind it; a batch

@@ -55,21 +55,24 @@ pub(crate) struct ForChange {
 
 /// The row of `id`, if any.
 pub(crate) async fn by_id(store: &Store, id: Uuid) -> Result<Option<opportunity::Model>> {
-    match store.backend() {
-        Backend::Postgres if store.opportunity_reads.enabled() => coalesce::read(store, id).await,
-        Backend::Postgres => Ok(raw::fetch(store, BY_ID_POSTGRES.to_owned(), vec![Bind::Uuid(id)]).await?.pop()),
-        Backend::Sqlite => Ok(raw::fetch(store, BY_ID_SQLITE.to_owned(), vec![Bind::Uuid(id)]).await?.pop()),
-    }
+    one(store, id, BY_ID_POSTGRES, BY_ID_SQLITE).await
 }
 
 /// The row of `id` and its pipeline's stamp, if any: what a stage change
 /// reads before it decides.
 pub(crate) async fn for_change(store: &Store, id: Uuid) -> Result<Option<ForChange>> {
-    match store.backend() {
-        Backend::Postgres if store.change_reads.enabled() => coalesce::read(store, id).await,
-        Backend::Postgres => Ok(raw::fetch(store, FOR_CHANGE_POSTGRES.to_owned(), vec![Bind::Uuid(id)]).await?.pop()),
-        Backend::Sqlite => Ok(raw::fetch(store, FOR_CHANGE_SQLITE.to_owned(), vec![Bind::Uuid(id)]).await?.pop()),
-    }
+    one(store, id, FOR_CHANGE_POSTGRES, FOR_CHANGE_SQLITE).await
+}
+
+/// One row by id: coalesced on PostgreSQL unless that is turned off, else
+/// by `postgres` or `sqlite`, statements of one `id` placeholder.
+async fn one<M: BatchRead>(store: &Store, id: Uuid, postgres: &str, sqlite: &str) -> Result<Option<M>> {
+    let sql = match store.backend() {
+        Backend::Postgres if M::coalescer(store).enabled() => return coalesce::read(store, id).await,
+        Backend::Postgres => postgres,
+        Backend::Sqlite => sqlite,
+    };
+    Ok(raw::fetch(store, sql.to_owned(), vec![Bind::Uuid(id)]).await?.pop())
 }
 
 impl BatchRead for opportunity::Model {

@@ -5,21 +5,17 @@
 use std::time::{Duration, Instant};
 
 use funnel_domain::{Command, OpportunityId};
-use funnel_store::{Opportunity, Store, StoreError, StoreOptions};
+use funnel_store::{Store, StoreError, StoreOptions};
 use funnel_testkit::{TcpProxy, TestDatabase, backends};
 
-use crate::support::{command, new_opportunity, stage};
+use crate::support::{command, create_opportunities, new_opportunity, stage};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_reads_each_get_their_own_row() {
     for database in backends().await {
         println!("backend: {database}");
         let store = database.store().await;
-        let mut created: Vec<Opportunity> = Vec::new();
-        for index in 0..24 {
-            created
-                .push(store.create_opportunity(new_opportunity(&format!("read {index}"), None)).await.expect("create"));
-        }
+        let created = create_opportunities(&store, "read", 24).await;
         let missing = OpportunityId::new_v7();
         // Every row three times over, and a missing id among them, all at once.
         let mut readers = Vec::new();
@@ -54,11 +50,7 @@ async fn concurrent_moves_each_plan_from_their_own_row() {
     for database in backends().await {
         println!("backend: {database}");
         let store = database.store().await;
-        let mut created = Vec::new();
-        for index in 0..16 {
-            created
-                .push(store.create_opportunity(new_opportunity(&format!("move {index}"), None)).await.expect("create"));
-        }
+        let created = create_opportunities(&store, "move", 16).await;
         let mut movers = Vec::new();
         for (index, opportunity) in created.iter().enumerate() {
             let target = if index % 2 == 0 { "qualified" } else { "committed" };
@@ -97,7 +89,11 @@ async fn on_postgres_reads_behind_a_hung_batch_fail_in_time_and_then_recover() {
         readers.push(tokio::spawn(async move { store.get_opportunity(id).await }));
     }
     for reader in readers {
-        let read = reader.await.expect("no panic");
+        // Bounded, so that reads that never fail end the test instead of hanging it.
+        let read = tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .expect("a read behind a hung batch fails within 10 s")
+            .expect("no panic");
         assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
     }
     let failed_after = started.elapsed();

@@ -6,7 +6,7 @@ use funnel_store::{EventFilter, EventKind, LeadScoreRecord, Pruned, ScoreFactor,
 use funnel_testkit::backends;
 use sea_orm::ConnectionTrait;
 
-use crate::support::new_opportunity;
+use crate::support::{create_opportunities, new_opportunity};
 
 fn score(opportunity: &funnel_store::Opportunity, p_advance: f64, scored_at: chrono::DateTime<Utc>) -> LeadScoreRecord {
     LeadScoreRecord {
@@ -37,11 +37,7 @@ async fn a_batch_of_scores_is_appended_upserted_and_announced() {
     for database in backends().await {
         println!("backend: {database}");
         let store = database.store().await;
-        let mut opportunities = Vec::new();
-        for n in 0..5 {
-            opportunities
-                .push(store.create_opportunity(new_opportunity(&format!("lead {n}"), None)).await.expect("create"));
-        }
+        let opportunities = create_opportunities(&store, "lead", 5).await;
         let after = store.last_event_sequence().await.expect("sequence");
         let first_at = (Utc::now() - Duration::hours(2)).trunc_subsecs(0);
         let second_at = first_at + Duration::hours(1);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use funnel_domain::{Command, OpportunityId, PipelineName, StageKey, Transition};
-use funnel_store::{NewOpportunity, StageCommand, Store};
+use funnel_store::{NewOpportunity, Opportunity, StageCommand, Store};
 
 pub fn sales() -> PipelineName {
     PipelineName::parse("pipeline", "sales").expect("valid pipeline name")
@@ -30,6 +30,15 @@ pub fn new_opportunity(title: &str, occurred_at: Option<DateTime<Utc>>) -> NewOp
         actor: "tester".to_owned(),
         note: String::new(),
     }
+}
+
+/// `count` opportunities titled `"{prefix} {n}"`, created one by one.
+pub async fn create_opportunities(store: &Store, prefix: &str, count: usize) -> Vec<Opportunity> {
+    let mut created = Vec::with_capacity(count);
+    for n in 0..count {
+        created.push(store.create_opportunity(new_opportunity(&format!("{prefix} {n}"), None)).await.expect("create"));
+    }
+    created
 }
 
 pub fn command(command: Command, expected_version: Option<i64>, occurred_at: Option<DateTime<Utc>>) -> StageCommand {
