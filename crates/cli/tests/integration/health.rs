@@ -29,10 +29,14 @@ async fn health_of_an_unknown_service_is_an_error_naming_not_found() {
 
 #[tokio::test]
 async fn health_of_a_server_that_is_not_there_is_a_connection_error() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("address");
-    drop(listener);
+    // Bound but not listening, and held: a freed port could be taken by
+    // another test, or by this connection's own source port (a TCP
+    // self-connect, seen once in CI as "UNKNOWN: transport error").
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+    let address = socket.local_addr().expect("address");
     let (connect, args) = ask(format!("http://{address}"), "");
     let error = health(&connect, &args).await.expect_err("nothing listens");
     assert!(matches!(error, CliError::Connect { .. }), "{error}");
+    drop(socket);
 }
